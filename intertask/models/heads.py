@@ -1,0 +1,299 @@
+"""Heads: how a task type turns examples into model inputs and model outputs back into predictions.
+
+A head knows the transformers model class, the featurisation (tokenise once, keep what is needed to
+map outputs back to examples), and the post-processing. It is shared by every task of that type;
+the task record points at its head and its metrics.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+import torch
+from transformers import (
+    AutoModelForMultipleChoice,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    PreTrainedTokenizerBase,
+)
+
+if TYPE_CHECKING:
+    from intertask.tasks.base import Task
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Features:
+    """Tokenised model inputs for a list of examples, plus the bookkeeping to map outputs back."""
+
+    inputs: list[dict[str, list[int]]]  # one dict per model input row
+    example_index: list[int]  # row -> index of the example it came from
+    extra: dict[str, list[Any]]  # head-specific per-row data (offsets, word ids, ...)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def lengths(self) -> list[int]:
+        return [len(f["input_ids"]) if isinstance(f["input_ids"][0], int) else max(map(len, f["input_ids"])) for f in self.inputs]
+
+
+class Head:
+    name: str
+    model_class: Any = None
+
+    def build_model(self, name_or_path: str, task: "Task"):
+        kwargs = self.model_kwargs(task)
+        return self.model_class.from_pretrained(name_or_path, **kwargs)
+
+    def model_kwargs(self, task: "Task") -> dict:
+        return {}
+
+    def featurize(self, examples: Sequence[dict], tokenizer: PreTrainedTokenizerBase, task: "Task", max_length: int, train: bool, doc_stride: int = 128) -> Features:
+        raise NotImplementedError
+
+    def collate(self, rows: list[dict], tokenizer: PreTrainedTokenizerBase) -> dict[str, torch.Tensor]:
+        labels = [r["labels"] for r in rows] if "labels" in rows[0] else None
+        batch = tokenizer.pad([{k: v for k, v in r.items() if k != "labels"} for r in rows], return_tensors="pt")
+        if labels is not None:
+            batch["labels"] = self._pad_labels(labels, batch["input_ids"].shape[-1])
+        return dict(batch)
+
+    def _pad_labels(self, labels: list, length: int) -> torch.Tensor:
+        return torch.tensor(labels)
+
+    def gather(self, outputs) -> np.ndarray:
+        """What to keep from a forward pass during evaluation (numpy, per row)."""
+        return outputs.logits.float().cpu().numpy()
+
+    def postprocess(self, examples: Sequence[dict], features: Features, raw: list[np.ndarray], task: "Task") -> tuple[Any, Any]:
+        """-> (predictions, references) in the shape the task's metrics take."""
+        raise NotImplementedError
+
+
+def _label_kwargs(task: "Task") -> dict:
+    return {
+        "num_labels": len(task.labels),
+        "id2label": dict(enumerate(task.labels)),
+        "label2id": {lab: i for i, lab in enumerate(task.labels)},
+    }
+
+
+class SequenceClassificationHead(Head):
+    name = "sequence_classification"
+    model_class = AutoModelForSequenceClassification
+
+    def model_kwargs(self, task):
+        return _label_kwargs(task)
+
+    def featurize(self, examples, tokenizer, task, max_length, train, doc_stride=128):
+        text_b = [e["text_b"] for e in examples]
+        enc = tokenizer(
+            [e["text_a"] for e in examples],
+            text_b if any(t is not None for t in text_b) else None,
+            truncation=True,
+            max_length=max_length,
+        )
+        label2id = {lab: i for i, lab in enumerate(task.labels)}
+        inputs = []
+        for i, ex in enumerate(examples):
+            row = {"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i]}
+            row["labels"] = label2id[ex["label"]]
+            inputs.append(row)
+        return Features(inputs, list(range(len(examples))), {})
+
+    def postprocess(self, examples, features, raw, task):
+        predictions = [task.labels[int(np.argmax(r))] for r in raw]
+        return predictions, [e["label"] for e in examples]
+
+
+class TokenClassificationHead(Head):
+    """Word-level tagging: the first sub-token of each word carries the word's label (XTREME's choice)."""
+
+    name = "token_classification"
+    model_class = AutoModelForTokenClassification
+
+    def model_kwargs(self, task):
+        return _label_kwargs(task)
+
+    def featurize(self, examples, tokenizer, task, max_length, train, doc_stride=128):
+        enc = tokenizer([e["tokens"] for e in examples], is_split_into_words=True, truncation=True, max_length=max_length)
+        label2id = {lab: i for i, lab in enumerate(task.labels)}
+        inputs, word_ids_all = [], []
+        for i, ex in enumerate(examples):
+            word_ids = enc.word_ids(i)
+            labels, previous = [], None
+            for w in word_ids:
+                labels.append(label2id[ex["tags"][w]] if w is not None and w != previous else IGNORE_INDEX)
+                previous = w
+            inputs.append({"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i], "labels": labels})
+            word_ids_all.append(word_ids)
+        return Features(inputs, list(range(len(examples))), {"word_ids": word_ids_all})
+
+    def _pad_labels(self, labels, length):
+        return torch.tensor([lab + [IGNORE_INDEX] * (length - len(lab)) for lab in labels])
+
+    def gather(self, outputs):
+        return outputs.logits.argmax(-1).cpu().numpy()
+
+    def postprocess(self, examples, features, raw, task):
+        predictions = []
+        for ex, word_ids, row in zip(examples, features.extra["word_ids"], raw):
+            # Words cut off by truncation or with no sub-token get the outside tag "O"
+            # (XTREME does the same), so predictions always align with the gold tags.
+            tags = ["O" if "O" in task.labels else task.labels[0]] * len(ex["tags"])
+            seen = set()
+            for pos, w in enumerate(word_ids):
+                if w is not None and w not in seen:
+                    seen.add(w)
+                    tags[w] = task.labels[int(row[pos])]
+            predictions.append(tags)
+        return predictions, [e["tags"] for e in examples]
+
+
+class SpanQAHead(Head):
+    """Extractive QA with sliding windows over long contexts (doc stride), SQuAD v1.1 and v2.0."""
+
+    model_class = AutoModelForQuestionAnswering
+    n_best = 20
+    max_answer_length = 30
+
+    def __init__(self, allow_null: bool = False):
+        # SQuAD v2.0 style: "no answer" (the <s> span) is a legal prediction.
+        self.allow_null = allow_null
+        self.name = "span_qa_with_null" if allow_null else "span_qa"
+
+    def featurize(self, examples, tokenizer, task, max_length, train, doc_stride=128):
+        pad_right = tokenizer.padding_side == "right"
+        enc = tokenizer(
+            [e["question"].lstrip() for e in examples],
+            [e["context"] for e in examples],
+            truncation="only_second",
+            max_length=max_length,
+            stride=min(doc_stride, max_length // 2),
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
+        assert pad_right, "span QA assumes right padding"
+        inputs, offsets_all, example_index = [], [], []
+        for i in range(len(enc["input_ids"])):
+            ex_idx = enc["overflow_to_sample_mapping"][i]
+            ex = examples[ex_idx]
+            seq_ids = enc.sequence_ids(i)
+            offsets = enc["offset_mapping"][i]
+            row = {"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i]}
+            start_pos = end_pos = 0  # index of <s>: "no answer in this window"
+            answers = ex["answers"]
+            if answers["text"] and not ex.get("is_impossible", False):
+                a_start = answers["answer_start"][0]
+                a_end = a_start + len(answers["text"][0])
+                ctx = [k for k, s in enumerate(seq_ids) if s == 1]
+                if ctx and offsets[ctx[0]][0] <= a_start and offsets[ctx[-1]][1] >= a_end:
+                    start_pos = next(k for k in ctx if offsets[k][1] > a_start)
+                    end_pos = next(k for k in reversed(ctx) if offsets[k][0] < a_end)
+            if train and start_pos == 0 and answers["text"] and not ex.get("is_impossible", False):
+                # Windows without the answer teach "no answer", which v1.1 never asks for.
+                if not self.allow_null:
+                    continue
+            row["start_positions"], row["end_positions"] = start_pos, end_pos
+            inputs.append(row)
+            example_index.append(ex_idx)
+            offsets_all.append([o if s == 1 else None for o, s in zip(offsets, seq_ids)])
+        return Features(inputs, example_index, {"offsets": offsets_all})
+
+    def collate(self, rows, tokenizer):
+        starts = [r["start_positions"] for r in rows]
+        ends = [r["end_positions"] for r in rows]
+        batch = dict(tokenizer.pad([{"input_ids": r["input_ids"], "attention_mask": r["attention_mask"]} for r in rows], return_tensors="pt"))
+        batch["start_positions"], batch["end_positions"] = torch.tensor(starts), torch.tensor(ends)
+        return batch
+
+    def gather(self, outputs):
+        return np.stack([outputs.start_logits.float().cpu().numpy(), outputs.end_logits.float().cpu().numpy()], axis=1)
+
+    def postprocess(self, examples, features, raw, task):
+        by_example: dict[int, list[int]] = collections.defaultdict(list)
+        for row, ex_idx in enumerate(features.example_index):
+            by_example[ex_idx].append(row)
+        predictions, references = {}, {}
+        for ex_idx, ex in enumerate(examples):
+            best_text, best_score, null_score = "", -np.inf, np.inf
+            for row in by_example.get(ex_idx, []):
+                start_logits, end_logits = raw[row][0], raw[row][1]
+                offsets = features.extra["offsets"][row]
+                null_score = min(null_score, start_logits[0] + end_logits[0])
+                starts = np.argsort(start_logits)[::-1][: self.n_best]
+                ends = np.argsort(end_logits)[::-1][: self.n_best]
+                for s in starts:
+                    if s >= len(offsets) or offsets[s] is None:
+                        continue
+                    for e in ends:
+                        if e >= len(offsets) or offsets[e] is None or e < s or e - s + 1 > self.max_answer_length:
+                            continue
+                        score = start_logits[s] + end_logits[e]
+                        if score > best_score:
+                            best_score = score
+                            best_text = ex["context"][offsets[s][0] : offsets[e][1]]
+            if self.allow_null and null_score > best_score:
+                best_text = ""
+            predictions[ex["id"]] = best_text
+            references[ex["id"]] = [t for t in ex["answers"]["text"]] if not ex.get("is_impossible") else []
+        return predictions, references
+
+
+class MultipleChoiceHead(Head):
+    """One score per (context, question + choice) pair, softmax over the choices."""
+
+    name = "multiple_choice"
+    model_class = AutoModelForMultipleChoice
+
+    def featurize(self, examples, tokenizer, task, max_length, train, doc_stride=128):
+        firsts, seconds = [], []
+        for ex in examples:
+            for choice in ex["choices"]:
+                firsts.append(ex["context"])
+                seconds.append(f"{ex['question']} {choice}".strip())
+        enc = tokenizer(firsts, seconds, truncation="only_first", max_length=max_length)
+        inputs, k = [], 0
+        for ex in examples:
+            n = len(ex["choices"])
+            inputs.append(
+                {
+                    "input_ids": enc["input_ids"][k : k + n],
+                    "attention_mask": enc["attention_mask"][k : k + n],
+                    "labels": int(ex["label"]),
+                }
+            )
+            k += n
+        return Features(inputs, list(range(len(examples))), {})
+
+    def collate(self, rows, tokenizer):
+        n_choices = max(len(r["input_ids"]) for r in rows)
+        if any(len(r["input_ids"]) != n_choices for r in rows):
+            raise ValueError("multiple-choice batch mixes different numbers of choices")
+        flat = [{"input_ids": ids, "attention_mask": m} for r in rows for ids, m in zip(r["input_ids"], r["attention_mask"])]
+        batch = tokenizer.pad(flat, return_tensors="pt")
+        out = {k: v.view(len(rows), n_choices, -1) for k, v in batch.items()}
+        out["labels"] = torch.tensor([r["labels"] for r in rows])
+        return out
+
+    def postprocess(self, examples, features, raw, task):
+        return [int(np.argmax(r)) for r in raw], [int(e["label"]) for e in examples]
+
+
+class RetrievalHead(Head):
+    """No fine-tuning: sentences are embedded by the encoder and matched by cosine similarity."""
+
+    name = "retrieval"
+
+
+SEQUENCE_CLASSIFICATION = SequenceClassificationHead()
+TOKEN_CLASSIFICATION = TokenClassificationHead()
+SPAN_QA = SpanQAHead()
+SPAN_QA_WITH_NULL = SpanQAHead(allow_null=True)
+MULTIPLE_CHOICE = MultipleChoiceHead()
+RETRIEVAL = RetrievalHead()

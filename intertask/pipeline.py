@@ -1,0 +1,198 @@
+"""The X-STILTs pipeline: [intermediate task] -> English target task -> zero-shot evaluation.
+
+Each arm of an experiment (the no-intermediate baseline, and the run with the intermediate task)
+writes a self-describing result record (JSON next to its checkpoints, and a row in the results
+store). Stages and evaluations are keyed by the hash of what determines them, so re-running the
+same command reuses everything already computed, and an intermediate checkpoint is shared by
+every target and experiment that asks for the same intermediate training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import intertask
+from intertask.config import ExperimentConfig, StageConfig, config_hash, to_dict
+from intertask.data.loading import has_data
+from intertask.errors import ConfigError
+from intertask.evaluation.zero_shot import evaluate_retrieval, evaluate_target, pick_languages, retrieval_split
+from intertask.io import read_json, write_json_atomic, write_text_atomic
+from intertask.models.loading import MODEL_DIR
+from intertask.progress import console, log
+from intertask.results.store import ResultsStore, git_hash
+from intertask.results.table import BASELINE, markdown_table, rich_table
+from intertask.tasks import get_task
+from intertask.training.recipe import StageContext, run_stage
+
+STORE_FILE = "results.sqlite"
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[str]:
+    """Check everything that can be checked before compute; raise ConfigError on the first problem.
+
+    Returns notes (e.g. which languages will be evaluated).
+    """
+    notes: list[str] = []
+    stages = [("intermediate", cfg.intermediate), ("target", cfg.target)]
+    for role, stage in stages:
+        if stage is None:
+            continue
+        if not stage.task:
+            raise ConfigError(f"{role}.task is required")
+        task = get_task(stage.task)
+        if not task.can_play(role):
+            raise ConfigError(f"{role}.task: task {task.name} cannot be used as {role} task (roles: {', '.join(sorted(task.roles))})")
+        if task.head.name == "retrieval":
+            raise ConfigError(f"{role}.task: {task.name} is a retrieval task (no training); list it in evaluation.retrieval_tasks")
+        if stage.language not in task.languages:
+            raise ConfigError(f"{role}.language: task {task.name} has no language {stage.language!r}")
+        if check_data and cfg.data_source == "local":
+            train_task = get_task(task.train_task) if task.train_task else task
+            for split_task, split in ((train_task, "train"), (task, "dev")):
+                if not has_data(split_task, split, stage.language, cfg.data_dir):
+                    paths = split_task.local.paths(cfg.data_dir, split, stage.language) if split_task.local and split in split_task.local.files else ["(no local layout)"]
+                    raise ConfigError(f"{role}: {split_task.name} {split} data for {stage.language!r} not found: {', '.join(map(str, paths))}")
+    if cfg.intermediate is None and not cfg.baseline:
+        raise ConfigError("nothing to run: no intermediate task and baseline=false")
+    target = get_task(cfg.target.task)
+    langs = pick_languages(target, cfg.evaluation.languages, cfg.evaluation.split, cfg.data_dir, cfg.data_source) if check_data else cfg.evaluation.languages
+    notes.append(f"{target.name}: zero-shot evaluation on {', '.join(langs) or 'every language'} ({cfg.evaluation.split})")
+    for name in cfg.evaluation.retrieval_tasks:
+        task = get_task(name)
+        if task.head.name != "retrieval":
+            raise ConfigError(f"evaluation.retrieval_tasks: {name} is not a retrieval task")
+        split = retrieval_split(task, cfg.evaluation.split)
+        rlangs = pick_languages(task, cfg.evaluation.retrieval_languages, split, cfg.data_dir, "local") if check_data else cfg.evaluation.retrieval_languages
+        notes.append(f"{name}: retrieval on {', '.join(rlangs) or 'every language'} ({split})")
+    if check_data and not Path(cfg.data_dir).is_dir():
+        raise ConfigError(f"data_dir {cfg.data_dir} does not exist")
+    return notes
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _stage_key(cfg: ExperimentConfig, stage: StageConfig) -> str:
+    """Everything that determines a stage's checkpoint, hashed (data_dir by value, not by meaning)."""
+    return config_hash({"model": to_dict(cfg.model), "stage": to_dict(stage), "seed": cfg.seed, "data_dir": str(cfg.data_dir), "data_source": cfg.data_source, "mixed_precision": cfg.mixed_precision})
+
+
+def intermediate_dir(cfg: ExperimentConfig) -> Path:
+    assert cfg.intermediate is not None
+    return Path(cfg.output_dir) / "intermediate" / f"{cfg.intermediate.task}-{_stage_key(cfg, cfg.intermediate)}"
+
+
+def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
+    """Run every arm of the experiment and return their result records."""
+    validate_experiment(cfg)
+    root = Path(cfg.output_dir) / cfg.name
+    root.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(root / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+    store = ResultsStore(Path(cfg.output_dir) / STORE_FILE)
+    ctx = StageContext(model=cfg.model, seed=cfg.seed, data_dir=Path(cfg.data_dir), data_source=cfg.data_source, mixed_precision=cfg.mixed_precision)
+
+    arms: list[tuple[str, StageConfig | None]] = []
+    if cfg.baseline:
+        arms.append((BASELINE, None))
+    if cfg.intermediate is not None:
+        arms.append((cfg.intermediate.task, cfg.intermediate))
+
+    records = []
+    for arm, intermediate in arms:
+        records.append(run_arm(cfg, arm, intermediate, ctx, root, store))
+
+    console.print(rich_table(records, title=f"{cfg.name}: zero-shot results ({cfg.evaluation.split})"))
+    write_text_atomic(root / "results.md", markdown_table(records))
+    log(f"results: {root / 'results.md'}  store: {store.path}")
+    return records
+
+
+def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, ctx: StageContext, root: Path, store: ResultsStore) -> dict[str, Any]:
+    started = time.time()
+    stages: dict[str, Any] = {}
+    encoder_from = cfg.target.init_encoder_from
+    if intermediate is not None:
+        inter_dir = intermediate_dir(cfg)
+        stages["intermediate"] = _stage_brief(run_stage(intermediate, ctx, inter_dir, "intermediate"), inter_dir)
+        encoder_from = inter_dir
+    target_cfg = dataclasses.replace(cfg.target, init_encoder_from=encoder_from)
+    arm_dir = root / arm
+    target_dir = arm_dir / f"target-{_stage_key(cfg, target_cfg)}"
+    stages["target"] = _stage_brief(run_stage(target_cfg, ctx, target_dir, "target"), target_dir)
+
+    # Zero-shot evaluation, cached next to the checkpoint it evaluates.
+    eval_key = config_hash({"evaluation": to_dict(cfg.evaluation), "data_dir": str(cfg.data_dir), "source": cfg.data_source})
+    eval_file = target_dir / f"eval-{eval_key}.json"
+    if eval_file.is_file():
+        evaluation = read_json(eval_file)
+    else:
+        evaluation = evaluate_arm(cfg, target_cfg, target_dir, encoder_from)
+        write_json_atomic(eval_file, evaluation)
+
+    record = {
+        "run_id": f"{cfg.name}/{arm}/{config_hash(to_dict(cfg))}",
+        "experiment": cfg.name,
+        "arm": arm,
+        "intermediate": intermediate.task if intermediate else None,
+        "target": cfg.target.task,
+        "seed": cfg.seed,
+        "model": cfg.model.name_or_path,
+        "config": to_dict(cfg),
+        "config_hash": config_hash(to_dict(cfg)),
+        "task_versions": {name: get_task(name).version for name in _tasks_used(cfg)},
+        "git_hash": git_hash(),
+        "intertask_version": intertask.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "stages": stages,
+        "scores": evaluation["scores"],
+        "samples": evaluation["samples"],
+        "seconds": round(time.time() - started, 1),
+    }
+    write_json_atomic(arm_dir / "result.json", record)
+    store.add(record)
+    return record
+
+
+def evaluate_arm(cfg: ExperimentConfig, target_cfg: StageConfig, target_dir: Path, encoder_from: Path | None) -> dict[str, Any]:
+    ev = cfg.evaluation
+    target = get_task(cfg.target.task)
+    langs = pick_languages(target, ev.languages, ev.split, cfg.data_dir, cfg.data_source)
+    max_length = target_cfg.max_seq_length or cfg.model.max_seq_length
+    per_lang = evaluate_target(target, target_dir / MODEL_DIR, langs, cfg.data_dir, ev.split, cfg.data_source, ev.max_eval_samples, ev.batch_size, max_length, target_cfg.doc_stride, cfg.seed)
+    scores = {target.name: {lang: {k: v for k, v in m.items() if isinstance(v, float)} for lang, m in per_lang.items()}}
+    samples = {target.name: {lang: m["examples"] for lang, m in per_lang.items()}}
+    # Retrieval uses the encoder after the intermediate stage (the pretrained one for the
+    # baseline), as X-STILTs does: retrieval tasks have no English training data of their own.
+    encoder = encoder_from if encoder_from is not None else cfg.model.name_or_path
+    for name in ev.retrieval_tasks:
+        task = get_task(name)
+        split = retrieval_split(task, ev.split)
+        rlangs = pick_languages(task, ev.retrieval_languages, split, cfg.data_dir, "local")
+        res = evaluate_retrieval(task, encoder, rlangs, cfg.data_dir, split, ev.batch_size, cfg.model.max_seq_length)
+        scores[name] = {lang: {k: v for k, v in m.items() if isinstance(v, float)} for lang, m in res.items()}
+        samples[name] = {lang: m["examples"] for lang, m in res.items()}
+    return {"scores": scores, "samples": samples}
+
+
+def _stage_brief(summary: dict[str, Any], directory: Path) -> dict[str, Any]:
+    keep = ("task", "task_version", "train_task", "best_step", "dev_metrics", "steps", "data", "seconds", "device", "mixed_precision")
+    return {"dir": str(directory), **{k: summary[k] for k in keep if k in summary}}
+
+
+def _tasks_used(cfg: ExperimentConfig) -> list[str]:
+    names = [cfg.target.task, *cfg.evaluation.retrieval_tasks]
+    if cfg.intermediate:
+        names.insert(0, cfg.intermediate.task)
+    target = get_task(cfg.target.task)
+    if target.train_task:
+        names.append(target.train_task)
+    return sorted(set(names))

@@ -38,6 +38,40 @@ class ModelConfig:
 
 
 @dataclass
+class MultimodalConfig:
+    """A multimodal intermediate stage (image captioning or VQA; see docs/multimodal.md).
+
+    Only the text encoder is handed to the next stage; the vision tower is frozen and its
+    features are computed once and cached on disk.
+    """
+
+    # Captioning: "contrastive" (symmetric InfoNCE, in-batch negatives) or "matching" (image-text
+    # matching: binary classifier on [text; image] with hard or random negatives).
+    formulation: Literal["contrastive", "matching"] = "contrastive"
+    negatives: Literal["hard", "random"] = "hard"  # matching only
+    # VQA: "late" (pooled text + pooled image -> MLP) or "prefix" (projected patch features
+    # prepended to the text encoder's input embeddings, single stream).
+    fusion: Literal["late", "prefix"] = "late"
+    # Controls: text_only (no images: caption-caption alignment / question-only VQA),
+    # shuffle_images (images paired with random examples), text_matched (a text task of the
+    # same number of examples and steps: text_task, default the captions as paraphrase pairs).
+    control: Literal["none", "text_only", "shuffle_images", "text_matched"] = "none"
+    text_task: str | None = None
+    # Vision: a Hugging Face vision model id or directory (CLIP / SigLIP / ViT), "pixels" (a fixed
+    # random projection of downsampled pixels, for tests), or precomputed features instead.
+    vision_model: str = "openai/clip-vit-base-patch32"
+    features: Path | None = None  # .npy per image id (a folder), or one .npz / .safetensors with ids
+    image_dir: Path | None = None  # relative paths are under data_dir; None: the task's default
+    feature_cache: Path | None = None  # None: <stage dir>/../feature_cache
+    vision_batch_size: int = 64
+    projection_dim: int = 256
+    temperature: float = 0.07  # initial InfoNCE temperature (learned)
+    num_answers: int = 1000  # VQA: answer classes = the top-K training answers
+    # Multi30k: more caption languages (task1 translations of the same images), e.g. [de, fr, cs].
+    caption_languages: list[str] = field(default_factory=list)
+
+
+@dataclass
 class StageConfig:
     """One fine-tuning stage (intermediate or target); the same recipe runs both."""
 
@@ -63,6 +97,8 @@ class StageConfig:
     # intermediate checkpoint; set it by hand to reuse any encoder directory.
     init_encoder_from: Path | None = None
     on_bad_example: OnBadExample = "error"
+    # Multimodal intermediate stages only (captioning / VQA tasks); see MultimodalConfig.
+    multimodal: MultimodalConfig | None = None
 
 
 @dataclass
@@ -143,6 +179,11 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "3e-5" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)

@@ -21,6 +21,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from intertask.errors import ConfigError
+
 if TYPE_CHECKING:
     from intertask.tasks.base import Task
 
@@ -161,6 +163,7 @@ class SpanQAHead(Head):
     model_class = AutoModelForQuestionAnswering
     n_best = 20
     max_answer_length = 30
+    max_query_length = 64
 
     def __init__(self, allow_null: bool = False):
         # SQuAD v2.0 style: "no answer" (the <s> span) is a legal prediction.
@@ -168,17 +171,21 @@ class SpanQAHead(Head):
         self.name = "span_qa_with_null" if allow_null else "span_qa"
 
     def featurize(self, examples, tokenizer, task, max_length, train, doc_stride=128):
-        pad_right = tokenizer.padding_side == "right"
+        questions = self._cut_questions([e["question"].lstrip() for e in examples], tokenizer)
+        longest = max(len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]) if questions else 0
+        # The tokenizer needs stride < the room left for the context in each window.
+        room = max_length - longest - tokenizer.num_special_tokens_to_add(pair=True)
+        if room < 8:
+            raise ConfigError(f"max_seq_length={max_length} leaves no room for the context after a {longest}-token question")
         enc = tokenizer(
-            [e["question"].lstrip() for e in examples],
+            questions,
             [e["context"] for e in examples],
             truncation="only_second",
             max_length=max_length,
-            stride=min(doc_stride, max_length // 2),
+            stride=min(doc_stride, room // 2),
             return_overflowing_tokens=True,
             return_offsets_mapping=True,
         )
-        assert pad_right, "span QA assumes right padding"
         inputs, offsets_all, example_index = [], [], []
         for i in range(len(enc["input_ids"])):
             ex_idx = enc["overflow_to_sample_mapping"][i]
@@ -204,6 +211,11 @@ class SpanQAHead(Head):
             example_index.append(ex_idx)
             offsets_all.append([o if s == 1 else None for o, s in zip(offsets, seq_ids)])
         return Features(inputs, example_index, {"offsets": offsets_all})
+
+    def _cut_questions(self, questions: list[str], tokenizer) -> list[str]:
+        """Questions longer than max_query_length tokens are cut (64, as in the XTREME/SQuAD scripts)."""
+        enc = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
+        return [q if len(off) <= self.max_query_length else q[: off[self.max_query_length - 1][1]] for q, off in zip(questions, enc["offset_mapping"])]
 
     def collate(self, rows, tokenizer):
         starts = [r["start_positions"] for r in rows]

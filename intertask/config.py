@@ -72,6 +72,32 @@ class MultimodalConfig:
 
 
 @dataclass
+class SamplingConfig:
+    """Multi-task intermediate training: how the next batch's task is drawn (task sizes = training examples).
+
+    uniform: every task equally often; proportional: p_i ~ n_i; temperature: p_i ~ n_i^(1/T) (T=1 is
+    proportional, large T approaches uniform); capped: p_i ~ min(n_i, cap) (MT-DNN / T5's examples-proportional
+    mixing with an artificial size limit).
+    """
+
+    strategy: Literal["uniform", "proportional", "temperature", "capped"] = "proportional"
+    temperature: float = 2.0  # temperature strategy only
+    cap: int | None = None  # capped strategy only (required there)
+
+
+@dataclass
+class MLMConfig:
+    """Continued masked-language modelling (task ``mlm``; the paper's MLM baseline)."""
+
+    # Languages of the text (one file each, task mlm's layout); empty: the stage's language.
+    languages: list[str] = field(default_factory=list)
+    masking: Literal["token", "whole_word"] = "token"
+    mask_probability: float = 0.15  # of tokens (token) or words (whole_word); BERT's 80/10/10 replacement
+    max_lines_per_language: int | None = None  # training lines per language (seeded random subset)
+    dev_lines: int = 200  # held-out lines per language when there is no dev file
+
+
+@dataclass
 class StageConfig:
     """One fine-tuning stage (intermediate or target); the same recipe runs both."""
 
@@ -93,12 +119,25 @@ class StageConfig:
     # Evaluate on the English dev set every N optimiser steps (None: at the end of each epoch);
     # the best checkpoint by the task's main metric on English dev is kept (strict zero-shot).
     eval_every_steps: int | None = None
+    # Write a resumable checkpoint (weights, optimiser, scheduler, data position, RNG) every N
+    # optimiser steps (None: at every evaluation). SIGTERM/SIGINT also write one before exiting.
+    checkpoint_every_steps: int | None = None
     # Start the encoder from this checkpoint (heads are dropped). The pipeline fills it with the
     # intermediate checkpoint; set it by hand to reuse any encoder directory.
     init_encoder_from: Path | None = None
     on_bad_example: OnBadExample = "error"
     # Multimodal intermediate stages only (captioning / VQA tasks); see MultimodalConfig.
     multimodal: MultimodalConfig | None = None
+    # Multi-task intermediate training (one shared encoder, one head per task): the tasks, and how batches
+    # are drawn. Listing tasks makes `task` "multitask" (leave it empty or set it to that).
+    tasks: list[str] = field(default_factory=list)
+    sampling: SamplingConfig | None = None
+    # Continued MLM (task: mlm) only.
+    mlm: MLMConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.tasks and not self.task:
+            self.task = "multitask"
 
 
 @dataclass
@@ -151,6 +190,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             try:
                 return _convert(value, option, key)
             except ConfigError as exc:
+                if dataclasses.is_dataclass(option) and isinstance(value, dict):
+                    raise  # a section with a bad key inside: name that key (did-you-mean), not the whole section
                 errors.append(str(exc))
         raise ConfigError(f"{key}: expected {' or '.join(_type_name(o) for o in options)}, got {value!r}")
     if origin is Literal:

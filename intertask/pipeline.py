@@ -28,6 +28,7 @@ from intertask.progress import console, log
 from intertask.results.store import ResultsStore, git_hash
 from intertask.results.table import BASELINE, markdown_table, rich_table
 from intertask.tasks import get_task
+from intertask.training.checkpoint import fault_point
 from intertask.training.recipe import StageContext, run_stage
 
 STORE_FILE = "results.sqlite"
@@ -48,7 +49,16 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
             continue
         if not stage.task:
             raise ConfigError(f"{role}.task is required")
+        from intertask.training.multitask import validate_special_stage
+
+        special = validate_special_stage(stage, role, Path(cfg.data_dir), cfg.data_source, check_data)  # multi-task / MLM
+        if special is not None:
+            notes += special
+            continue
         task = get_task(stage.task)
+        from intertask.multimodal.stage import validate_multimodal_stage
+
+        notes += validate_multimodal_stage(stage, role, Path(cfg.data_dir), check_data)  # captioning / VQA checks
         if not task.can_play(role):
             raise ConfigError(f"{role}.task: task {task.name} cannot be used as {role} task (roles: {', '.join(sorted(task.roles))})")
         if task.head.name == "retrieval":
@@ -104,7 +114,9 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     if cfg.baseline:
         arms.append((BASELINE, None))
     if cfg.intermediate is not None:
-        arms.append((cfg.intermediate.task, cfg.intermediate))
+        from intertask.multimodal.stage import arm_name  # multimodal controls get their own arm label
+
+        arms.append((arm_name(cfg.intermediate), cfg.intermediate))
 
     records = []
     for arm, intermediate in arms:
@@ -116,13 +128,24 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     return records
 
 
+def run_intermediate_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path) -> dict[str, Any]:
+    """The intermediate stage: the text recipe, or the multimodal runner for captioning / VQA tasks
+    (same stage-dir layout; only the text encoder is saved in model/)."""
+    from intertask.multimodal.stage import is_multimodal, run_multimodal_stage
+
+    from intertask.training.multitask import intermediate_runner  # multi-task, continued MLM, or run_stage
+
+    run = run_multimodal_stage if is_multimodal(stage) else intermediate_runner(stage)
+    return run(stage, ctx, stage_dir, "intermediate")
+
+
 def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, ctx: StageContext, root: Path, store: ResultsStore) -> dict[str, Any]:
     started = time.time()
     stages: dict[str, Any] = {}
     encoder_from = cfg.target.init_encoder_from
     if intermediate is not None:
         inter_dir = intermediate_dir(cfg)
-        stages["intermediate"] = _stage_brief(run_stage(intermediate, ctx, inter_dir, "intermediate"), inter_dir)
+        stages["intermediate"] = _stage_brief(run_intermediate_stage(intermediate, ctx, inter_dir), inter_dir)
         encoder_from = inter_dir
     target_cfg = dataclasses.replace(cfg.target, init_encoder_from=encoder_from)
     arm_dir = root / arm
@@ -135,8 +158,10 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
     if eval_file.is_file():
         evaluation = read_json(eval_file)
     else:
-        evaluation = evaluate_arm(cfg, target_cfg, target_dir, encoder_from)
+        partial = eval_file.with_suffix(".partial.json")
+        evaluation = evaluate_arm(cfg, target_cfg, target_dir, encoder_from, partial)
         write_json_atomic(eval_file, evaluation)
+        partial.unlink(missing_ok=True)
 
     record = {
         "run_id": f"{cfg.name}/{arm}/{config_hash(to_dict(cfg))}",
@@ -162,25 +187,35 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
     return record
 
 
-def evaluate_arm(cfg: ExperimentConfig, target_cfg: StageConfig, target_dir: Path, encoder_from: Path | None) -> dict[str, Any]:
+def evaluate_arm(cfg: ExperimentConfig, target_cfg: StageConfig, target_dir: Path, encoder_from: Path | None, partial_file: Path | None = None) -> dict[str, Any]:
+    """Zero-shot scores of one arm; each finished task is saved to `partial_file` so a kill never redoes it."""
     ev = cfg.evaluation
+    done: dict[str, Any] = read_json(partial_file) if partial_file is not None and partial_file.is_file() else {"scores": {}, "samples": {}}
+
+    def record(name: str, per_lang: dict[str, dict]) -> None:
+        done["scores"][name] = {lang: {k: v for k, v in m.items() if isinstance(v, float)} for lang, m in per_lang.items()}
+        done["samples"][name] = {lang: m["examples"] for lang, m in per_lang.items()}
+        if partial_file is not None:
+            write_json_atomic(partial_file, done)
+
     target = get_task(cfg.target.task)
-    langs = pick_languages(target, ev.languages, ev.split, cfg.data_dir, cfg.data_source)
-    max_length = target_cfg.max_seq_length or cfg.model.max_seq_length
-    per_lang = evaluate_target(target, target_dir / MODEL_DIR, langs, cfg.data_dir, ev.split, cfg.data_source, ev.max_eval_samples, ev.batch_size, max_length, target_cfg.doc_stride, cfg.seed)
-    scores = {target.name: {lang: {k: v for k, v in m.items() if isinstance(v, float)} for lang, m in per_lang.items()}}
-    samples = {target.name: {lang: m["examples"] for lang, m in per_lang.items()}}
+    if target.name not in done["scores"]:
+        fault_point(f"eval:{target.name}")
+        langs = pick_languages(target, ev.languages, ev.split, cfg.data_dir, cfg.data_source)
+        max_length = target_cfg.max_seq_length or cfg.model.max_seq_length
+        record(target.name, evaluate_target(target, target_dir / MODEL_DIR, langs, cfg.data_dir, ev.split, cfg.data_source, ev.max_eval_samples, ev.batch_size, max_length, target_cfg.doc_stride, cfg.seed))
     # Retrieval uses the encoder after the intermediate stage (the pretrained one for the
     # baseline), as X-STILTs does: retrieval tasks have no English training data of their own.
     encoder = encoder_from if encoder_from is not None else cfg.model.name_or_path
     for name in ev.retrieval_tasks:
+        if name in done["scores"]:
+            continue
+        fault_point(f"eval:{name}")
         task = get_task(name)
         split = retrieval_split(task, ev.split)
         rlangs = pick_languages(task, ev.retrieval_languages, split, cfg.data_dir, "local")
-        res = evaluate_retrieval(task, encoder, rlangs, cfg.data_dir, split, ev.batch_size, cfg.model.max_seq_length)
-        scores[name] = {lang: {k: v for k, v in m.items() if isinstance(v, float)} for lang, m in res.items()}
-        samples[name] = {lang: m["examples"] for lang, m in res.items()}
-    return {"scores": scores, "samples": samples}
+        record(name, evaluate_retrieval(task, encoder, rlangs, cfg.data_dir, split, ev.batch_size, cfg.model.max_seq_length))
+    return done
 
 
 def _stage_brief(summary: dict[str, Any], directory: Path) -> dict[str, Any]:
@@ -191,7 +226,7 @@ def _stage_brief(summary: dict[str, Any], directory: Path) -> dict[str, Any]:
 def _tasks_used(cfg: ExperimentConfig) -> list[str]:
     names = [cfg.target.task, *cfg.evaluation.retrieval_tasks]
     if cfg.intermediate:
-        names.insert(0, cfg.intermediate.task)
+        names[:0] = cfg.intermediate.tasks or [cfg.intermediate.task]  # multi-task: every task
     target = get_task(cfg.target.task)
     if target.train_task:
         names.append(target.train_task)

@@ -18,6 +18,11 @@ app.add_typer(model_app, name="model")
 
 
 def _fail(exc: Exception) -> None:
+    from intertask.training.checkpoint import StageInterrupted
+
+    if isinstance(exc, StageInterrupted):  # not an error: a clean stop with a checkpoint
+        typer.secho(f"interrupted: {exc}", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(code=130)
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
 
@@ -99,8 +104,11 @@ def eval_command(
         requested = [x.strip() for x in languages.split(",") if x.strip()]
         if t.head.name == "retrieval":
             split = retrieval_split(t, split)
-            langs = pick_languages(t, requested, split, data_dir, "local")
-            per_lang = evaluate_retrieval(t, model, langs, data_dir, split, batch_size, max_length, pooling, layer)
+            rsource = source if t.hub is not None else "local"  # only Tatoeba has a usable hub copy
+            langs = pick_languages(t, requested, split, data_dir, rsource)
+            # --layer -1 (the default) = XTREME's layer for the model's depth; the last layer for embedding
+            # models such as the e5 default (intertask.evaluation.zero_shot.default_retrieval_layer).
+            per_lang = evaluate_retrieval(t, model, langs, data_dir, split, batch_size, max_length, pooling, None if layer == -1 else layer, source=rsource)
         else:
             langs = pick_languages(t, requested, split, data_dir, source)
             per_lang = evaluate_target(t, model, langs, data_dir, split, source, max_samples, batch_size, max_length)
@@ -148,5 +156,123 @@ def model_prepare(
     typer.echo(str(path))
 
 
+@app.command()
+def grid(
+    config: Path = typer.Argument(..., help="grid preset, e.g. configs/grid_example.yaml"),
+    overrides: Optional[List[str]] = typer.Argument(None, help="dotted key=value overrides, e.g. grid.seed=[1,2,3] executor.kind=processes"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate and list the runs (done / to do) without running"),
+    check_data: bool = typer.Option(True, help="check that every run's data files exist before running"),
+) -> None:
+    """Run an experiment grid (intermediate tasks x targets x seeds x settings), resuming where it stopped."""
+    from rich.console import Console
+
+    from intertask.grid import describe_grid, load_grid, plan, run_grid, summary_lines
+    from intertask.progress import log
+
+    _quiet_libraries()
+    try:
+        g = load_grid(config, overrides or [], check_data=check_data)
+        for line in describe_grid(g):
+            log(line)
+        if dry_run:
+            inter_jobs, run_jobs, done = plan(g)
+            todo = {j.run_id for j in run_jobs}
+            out = Console()
+            for r in g.runs:
+                out.print(f"{'[green]done[/green]' if r.run_id not in todo else '[yellow]todo[/yellow]'}  {r.label}  [dim]{r.run_id}[/dim]")
+            out.print(f"{len(done)} done, {len(run_jobs)} to run, {len(inter_jobs)} intermediate checkpoints to train")
+            return
+        outcome = run_grid(g, write=log)
+    except IntertaskError as exc:
+        _fail(exc)
+    for line in summary_lines(g, outcome):
+        log(line)
+    if outcome.failed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def results(
+    store: Path = typer.Option(Path("runs/results.sqlite"), "--store", help="results store, or the output_dir holding results.sqlite"),
+    experiment: Optional[str] = typer.Option(None, "--experiment", help="experiment name or prefix (a grid's name selects all its runs)"),
+    task: Optional[str] = typer.Option(None, "--task", help="only runs with this target (or scored) task, and only its scores"),
+    arm: Optional[str] = typer.Option(None, "--arm", help="intermediate task, or 'baseline'"),
+    fmt: str = typer.Option("table", "--format", help="table, csv or json"),
+    output: Optional[Path] = typer.Option(None, "--output", help="write to this file instead of stdout"),
+) -> None:
+    """Print, filter or export the results store (one row per run, task, language, metric)."""
+    from intertask.results.report import export_results, resolve_store
+
+    try:
+        text = export_results(resolve_store(store), experiment=experiment, task=task, arm=arm, fmt=fmt)
+    except IntertaskError as exc:
+        _fail(exc)
+    if output:
+        from intertask.io import write_text_atomic
+
+        write_text_atomic(output, text)
+        typer.echo(f"wrote {output}")
+    else:
+        typer.echo(text)
+
+
+@app.command()
+def report(
+    source: Path = typer.Argument(..., help="results store (results.sqlite) or the output_dir holding it"),
+    output: Path = typer.Option(..., "--output", help="directory for report.md, report.html and the PNG figures"),
+    experiment: Optional[str] = typer.Option(None, "--experiment", help="experiment name or prefix (e.g. a grid's name)"),
+    bootstrap: int = typer.Option(2000, "--bootstrap", help="bootstrap resamples for the confidence intervals"),
+    confidence: float = typer.Option(0.95, "--confidence"),
+) -> None:
+    """Write the paper-style report: table (mean +- std over seeds, deltas with bootstrap CIs), heatmaps, HTML."""
+    from intertask.results.report import resolve_store, write_report
+
+    try:
+        paths = write_report(resolve_store(source), output, experiment=experiment, n_boot=bootstrap, confidence=confidence)
+    except IntertaskError as exc:
+        _fail(exc)
+    for p in paths:
+        typer.echo(str(p))
+
+
+@app.command()
+def select(
+    target: str = typer.Option(..., "--target", help="target task, e.g. panx"),
+    candidates: str = typer.Option(..., "--candidates", help="comma-separated candidate intermediate tasks, e.g. squad_v1,mnli,panx"),
+    model: str = typer.Option("default", "--model", help="encoder for features/embeddings ('default' = embedded e5-small)"),
+    data_dir: Path = typer.Option(Path("../shared/data"), "--data-dir"),
+    max_samples: int = typer.Option(500, "--max-samples", help="examples per dataset"),
+    methods: str = typer.Option("logme,embedding,vocab", "--methods", help="comma-separated: logme, embedding, vocab"),
+    encoders: List[str] = typer.Option([], "--encoder", help="TASK=DIR: an encoder trained on candidate TASK (enables LogME for it); repeatable"),
+    store: Optional[Path] = typer.Option(None, "--store", help="results store with measured transfer results (for NDCG / Regret@k)"),
+    k: int = typer.Option(1, "--k", help="k of Regret@k and NDCG@k"),
+    as_json: bool = typer.Option(False, "--json"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Rank candidate intermediate tasks for a target before fine-tuning (LogME, embedding similarity, vocabulary overlap)."""
+    from intertask.selection import run_selection
+
+    _quiet_libraries()
+    try:
+        enc = {}
+        for item in encoders:
+            if "=" not in item:
+                raise IntertaskError(f"--encoder {item!r}: expected TASK=DIR")
+            name, path = item.split("=", 1)
+            enc[name.strip()] = path.strip()
+        out = run_selection(
+            target=target, candidates=[c.strip() for c in candidates.split(",") if c.strip()], model=model, data_dir=data_dir,
+            max_samples=max_samples, methods=[m.strip() for m in methods.split(",") if m.strip()], encoders=enc,
+            store=store, k=k, seed=seed, as_json=as_json,
+        )  # fmt: skip
+    except IntertaskError as exc:
+        _fail(exc)
+    typer.echo(out)
+
+
 def main() -> None:  # pragma: no cover
     sys.exit(app())
+
+
+if __name__ == "__main__":  # python -m intertask.cli.main
+    main()

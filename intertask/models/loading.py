@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,9 +35,15 @@ def model_source(name_or_path: str | Path) -> str:
 
 
 def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:
-    tokenizer = AutoTokenizer.from_pretrained(model_source(name_or_path))
+    return _load_tokenizer(model_source(name_or_path))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_tokenizer(source: str) -> PreTrainedTokenizerBase:
+    # Cached: XLM-R's 250k-piece tokenizer takes seconds to load, and every stage and evaluation needs it.
+    tokenizer = AutoTokenizer.from_pretrained(source)
     if not tokenizer.is_fast:
-        raise ConfigError(f"{name_or_path}: a fast tokenizer is required (offsets and word ids)")
+        raise ConfigError(f"{source}: a fast tokenizer is required (offsets and word ids)")
     return tokenizer
 
 
@@ -75,10 +82,12 @@ def build_model(task: "Task", model_name: str | Path, init_encoder_from: Path | 
         state = encoder_state_dict(init_encoder_from, model.base_model_prefix)
         result = model.base_model.load_state_dict(state, strict=False)
         missing = [k for k in result.missing_keys if not k.startswith("pooler.")]
-        if missing or result.unexpected_keys:
+        # A pooler (multiple-choice heads have one) is not part of the hand-off when the next head has none.
+        unexpected = [k for k in result.unexpected_keys if not k.startswith("pooler.")]
+        if missing or unexpected:
             raise ConfigError(
                 f"init_encoder_from {init_encoder_from}: encoder does not match {model_name} "
-                f"(missing {missing[:5]}, unexpected {result.unexpected_keys[:5]})"
+                f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
             )
     if freeze_embeddings:
         for p in model.base_model.embeddings.word_embeddings.parameters():

@@ -6,11 +6,13 @@ The best checkpoint is chosen on the task's English dev set only (strict zero-sh
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from accelerate import Accelerator
@@ -21,12 +23,25 @@ from transformers import get_linear_schedule_with_warmup
 from intertask.config import ModelConfig, StageConfig, to_dict
 from intertask.data.batching import length_grouped_batches
 from intertask.data.loading import load_examples
-from intertask.errors import ConfigError
+from intertask.errors import ConfigError, IntertaskError
 from intertask.evaluation.evaluate import evaluate_examples
 from intertask.io import read_json, write_json_atomic
 from intertask.models.loading import MODEL_DIR, build_model, load_tokenizer
 from intertask.progress import log, progress_bar
 from intertask.tasks import get_task
+from intertask.training.checkpoint import (
+    BEST,
+    StageInterrupted,
+    fault_point,
+    load_latest_checkpoint,
+    remove_checkpoints,
+    rng_state,
+    save_checkpoint,
+    save_torch_atomic,
+    set_rng_state,
+    stop_requests,
+    trainable_state,
+)
 
 STAGE_FILE = "stage.json"  # written last: its presence means the stage is complete
 
@@ -87,6 +102,7 @@ def run_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str)
     train_task = get_task(task.train_task) if task.train_task else task
     train = load_examples(train_task, "train", stage.language, ctx.data_dir, ctx.data_source, stage.on_bad_example, stage.max_train_samples, ctx.seed)
     dev = load_examples(task, "dev", stage.language, ctx.data_dir, ctx.data_source, stage.on_bad_example, stage.max_eval_samples, ctx.seed)
+    task = fit_task_to_data(task, train, dev)  # CCG: supertag set from the training data
     train_features = task.head.featurize(train.examples, tokenizer, task, max_length, train=True, doc_stride=stage.doc_stride)
     if len(train_features) == 0:
         raise ConfigError(f"{role} stage {task.name}: no training examples after featurisation")
@@ -114,15 +130,35 @@ def run_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str)
 
     # ---------------------------------------------------------------- train
     log(f"[bold]{role} stage[/bold] {task.name}: {len(train.examples)} train examples ({len(train_features)} rows), {len(dev.examples)} dev, {total_steps} steps")
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"score": -math.inf}
-    step, epoch, running_loss = 0, 0, 0.0
+    checkpoint_every = stage.checkpoint_every_steps or eval_every
+    progress = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "history": [], "best": {"score": -math.inf, "step": None, "metrics": None}}
+    resumed = load_latest_checkpoint(stage_dir)
+    if resumed is not None:
+        accelerator.unwrap_model(model).load_state_dict(resumed["model"], strict=False)
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        progress = resumed["progress"]
+        log(f"{role} stage {task.name}: resuming from step {progress['step']}")
+
+    def checkpoint() -> None:
+        state = {"model": trainable_state(accelerator.unwrap_model(model)), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "progress": progress, "rng": rng_state()}
+        save_checkpoint(stage_dir, progress["step"], state)
+
+    running_loss = 0.0
     model.train()
-    with progress_bar(f"{role}: {task.name}", total=total_steps) as advance:
-        while step < total_steps:
-            sampler.set_epoch(epoch)
-            for batch in loader:
-                with accelerator.accumulate(model):
+    with stop_requests() as stop, progress_bar(f"{role}: {task.name}", total=total_steps) as advance:
+        advance(progress["step"])
+        while progress["step"] < total_steps:
+            sampler.set_epoch(progress["epoch"])
+            skip = progress["batches_in_epoch"]
+            batches = iter(accelerator.skip_first_batches(loader, skip) if skip else loader)
+            first = next(batches, None)  # iterator set-up may draw random numbers: restore RNG after it
+            if resumed is not None:
+                set_rng_state(resumed.pop("rng"))
+                resumed = None
+            for batch in itertools.chain([first], batches) if first is not None else ():
+                progress["batches_in_epoch"] += 1
+                with accelerator.accumulate(model), oom_guard(batch, stage):
                     loss = model(**batch).loss
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
@@ -133,23 +169,32 @@ def run_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str)
                 running_loss += loss.item()
                 if not accelerator.sync_gradients:
                     continue
-                step += 1
+                progress["step"] += 1
+                step = progress["step"]
                 advance(loss=running_loss / stage.gradient_accumulation_steps)
                 running_loss = 0.0
                 if step % eval_every == 0 or step == total_steps:
                     scores = evaluate_dev()
                     model.train()
-                    history.append({"step": step, "epoch": epoch, "loss": loss.item(), **scores})
-                    if scores[task.main_metric] > best["score"]:
-                        best = {"score": scores[task.main_metric], "step": step, "metrics": scores}
-                        best["state"] = {k: v.detach().to("cpu", copy=True) for k, v in accelerator.unwrap_model(model).state_dict().items()}
+                    progress["history"].append({"step": step, "epoch": progress["epoch"], "loss": loss.item(), **scores})
+                    if scores[task.main_metric] > progress["best"]["score"]:
+                        progress["best"] = {"score": scores[task.main_metric], "step": step, "metrics": scores}
+                        save_torch_atomic(trainable_state(accelerator.unwrap_model(model)), stage_dir / BEST)
+                if step % checkpoint_every == 0 or stop["signal"]:
+                    checkpoint()
+                fault_point(f"{role}:step:{step}")
+                if stop["signal"]:
+                    raise StageInterrupted(f"{role} stage {task.name} stopped by {stop['signal']} at step {step}; checkpoint saved in {stage_dir}; re-run the same command to resume")
                 if step >= total_steps:
                     break
-            epoch += 1
+            else:
+                progress["epoch"] += 1
+                progress["batches_in_epoch"] = 0
 
     # ---------------------------------------------------------------- cleanup
+    best, history, step = progress["best"], progress["history"], progress["step"]
     final = accelerator.unwrap_model(model)
-    final.load_state_dict(best.pop("state"))
+    final.load_state_dict(torch.load(stage_dir / BEST, map_location="cpu"), strict=False)
     final.save_pretrained(stage_dir / MODEL_DIR)
     tokenizer.save_pretrained(stage_dir / MODEL_DIR)
     summary = {
@@ -169,10 +214,43 @@ def run_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str)
         "device": str(accelerator.device),
     }
     write_json_atomic(done, summary)
+    remove_checkpoints(stage_dir)
+    (stage_dir / BEST).unlink(missing_ok=True)
     accelerator.free_memory()
     log(f"{role} stage {task.name}: best {task.main_metric}={best['score']:.4f} at step {best['step']} ({summary['seconds']} s)")
     return summary
 
 
+@contextmanager
+def oom_guard(batch: dict, stage: StageConfig) -> Iterator[None]:
+    """Turn a CUDA out-of-memory error into a message naming the batch geometry that caused it."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as exc:
+        ids = batch.get("input_ids")
+        shape = tuple(ids.shape) if ids is not None else "?"
+        raise TrainingOutOfMemory(
+            f"CUDA out of memory at batch_size={stage.batch_size} (input shape {shape}, max_seq_length={stage.max_seq_length}); "
+            f"lower batch_size and raise gradient_accumulation_steps to keep the effective batch "
+            f"(e.g. batch_size={max(1, stage.batch_size // 2)} gradient_accumulation_steps={stage.gradient_accumulation_steps * 2})"
+        ) from exc
+
+
+class TrainingOutOfMemory(IntertaskError):
+    pass
+
+
 def _no_decay(name: str) -> bool:
     return name.endswith(".bias") or "LayerNorm" in name or "layer_norm" in name
+
+
+def fit_task_to_data(task: Any, train: Any, *others: Any) -> Any:
+    """Tasks whose label set comes from their training data (``fit_labels``, e.g. CCG supertags): fit it on the
+    train examples and map labels unseen in train to the task's unknown label in every split. Others: unchanged."""
+    fit = getattr(task, "fit_labels", None)
+    if fit is None:
+        return task
+    fitted = fit(train.examples)
+    for data in (train, *others):
+        data.examples = fitted.map_unknown_labels(data.examples)
+    return fitted

@@ -1,0 +1,116 @@
+"""Kill-safe training state: periodic checkpoints, resume, and signal handling.
+
+Layout inside a stage directory::
+
+    checkpoints/step-000120/state.pt   model (trainable tensors), optimiser, scheduler, sampler
+                                       position, RNG states, best-so-far bookkeeping
+    checkpoints/LATEST                 name of the newest complete checkpoint (atomically replaced)
+    best.pt                            trainable tensors of the best model on English dev
+
+A checkpoint directory becomes visible only through LATEST, which is replaced after the state file
+is fully written and fsynced; a crash or a full disk while writing leaves the previous one intact.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from intertask.errors import IntertaskError
+from intertask.io import atomic_path, write_text_atomic
+
+CHECKPOINTS = "checkpoints"
+LATEST = "LATEST"
+BEST = "best.pt"
+
+
+class StageInterrupted(IntertaskError):
+    """Training stopped by SIGTERM/SIGINT after writing a checkpoint; re-run the command to resume."""
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Tensors that training changes (frozen ones are rebuilt identically from the pretrained model)."""
+    params = dict(model.named_parameters())
+    keep = lambda k: k not in params or params[k].requires_grad  # noqa: E731  (buffers are always kept)
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if keep(k)}
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_torch_atomic(obj: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def save_checkpoint(stage_dir: Path, step: int, state: dict[str, Any], keep: int = 1) -> Path:
+    """Write a complete checkpoint, then point LATEST at it, then drop older ones."""
+    root = Path(stage_dir) / CHECKPOINTS
+    directory = root / f"step-{step:07d}"
+    directory.mkdir(parents=True, exist_ok=True)
+    save_torch_atomic(state, directory / "state.pt")
+    write_text_atomic(root / LATEST, directory.name + "\n")
+    older = sorted(p for p in root.iterdir() if p.is_dir() and p.name != directory.name)
+    for stale in older[: max(0, len(older) - (keep - 1))]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return directory
+
+
+def load_latest_checkpoint(stage_dir: Path) -> dict[str, Any] | None:
+    pointer = Path(stage_dir) / CHECKPOINTS / LATEST
+    if not pointer.is_file():
+        return None
+    path = pointer.parent / pointer.read_text().strip() / "state.pt"
+    # Our own file, written by save_checkpoint: it holds RNG states and optimiser state (not only tensors).
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def remove_checkpoints(stage_dir: Path) -> None:
+    shutil.rmtree(Path(stage_dir) / CHECKPOINTS, ignore_errors=True)
+
+
+@contextmanager
+def stop_requests() -> Iterator[dict[str, Any]]:
+    """Turn SIGTERM/SIGINT into a flag the training loop checks after each optimiser step."""
+    flag: dict[str, Any] = {"signal": None}
+
+    def handler(signum, frame):  # noqa: ARG001
+        flag["signal"] = signal.Signals(signum).name
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: signals stay with their owner
+            pass
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def fault_point(name: str) -> None:
+    """Test hook: with INTERTASK_FAULT=<name>, the process kills itself here (SIGKILL, like a pre-emption)."""
+    if os.environ.get("INTERTASK_FAULT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -35,6 +35,11 @@ class ModelConfig:
     # Freezing the (250k x hidden) word embeddings saves most optimiser work on CPU and is a
     # common choice for zero-shot transfer; off by default to match the paper.
     freeze_embeddings: bool = False
+    # Attention kernel: "sdpa" (torch scaled_dot_product_attention: flash / memory-efficient kernels on GPU;
+    # transformers' default for XLM-R), "eager", or "flash_attention_2" where installed. See docs/performance.md.
+    attn_implementation: str = "sdpa"
+    # torch.compile the model's forward (off by default: compilation takes minutes and pays off only on long GPU runs).
+    torch_compile: bool = False
 
 
 @dataclass
@@ -122,6 +127,8 @@ class StageConfig:
     # Write a resumable checkpoint (weights, optimiser, scheduler, data position, RNG) every N
     # optimiser steps (None: at every evaluation). SIGTERM/SIGINT also write one before exiting.
     checkpoint_every_steps: int | None = None
+    # Training data-loader worker processes (0: collate in the training process; padding is cheap).
+    dataloader_workers: int = 0
     # Start the encoder from this checkpoint (heads are dropped). The pipeline fills it with the
     # intermediate checkpoint; set it by hand to reuse any encoder directory.
     init_encoder_from: Path | None = None
@@ -266,6 +273,27 @@ def to_dict(cfg: Any) -> dict:
         return v
 
     return plain(cfg)
+
+
+def identity_dict(cfg: Any) -> dict:
+    """`to_dict` without the fields left at their defaults.
+
+    Hashing this instead of the full dict keeps run ids and checkpoint keys stable when the schema
+    grows a new field with a default, so a new release never retrains or re-runs finished work.
+    """
+
+    def strip(v: Any) -> Any:
+        if not dataclasses.is_dataclass(v):
+            return to_dict(v) if isinstance(v, list) else (str(v) if isinstance(v, Path) else v)
+        out = {}
+        for f in dataclasses.fields(v):
+            value = getattr(v, f.name)
+            default = f.default if f.default is not dataclasses.MISSING else (f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)  # type: ignore[misc]
+            if value != default:
+                out[f.name] = strip(value)
+        return out
+
+    return strip(cfg)
 
 
 def config_hash(obj: Any) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -39,3 +41,30 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+@contextmanager
+def stage_lock(stage_dir: str | Path, timeout: float | None = None) -> Iterator[None]:
+    """Exclusive lock for training one stage: fcntl.flock on `<parent>/.<name>.lock`.
+
+    Two workers (processes, or jobs on a cluster sharing the file system) asking for the same
+    checkpoint serialise here; the second then finds stage.json and reuses the checkpoint. The
+    lock is released when the holder exits, even on SIGKILL.
+    """
+    stage_dir = Path(stage_dir)
+    stage_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = stage_dir.parent / f".{stage_dir.name}.lock"
+    with open(lock_path, "a+") as fh:
+        started = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if timeout is not None and time.monotonic() - started > timeout:
+                    raise TimeoutError(f"stage {stage_dir} is locked by another worker ({lock_path})") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

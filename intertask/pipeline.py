@@ -18,11 +18,11 @@ from typing import Any
 import yaml
 
 import intertask
-from intertask.config import ExperimentConfig, StageConfig, config_hash, to_dict
+from intertask.config import ExperimentConfig, StageConfig, config_hash, identity_dict, to_dict
 from intertask.data.loading import has_data
 from intertask.errors import ConfigError
 from intertask.evaluation.zero_shot import evaluate_retrieval, evaluate_target, pick_languages, retrieval_split
-from intertask.io import read_json, write_json_atomic, write_text_atomic
+from intertask.io import read_json, stage_lock, write_json_atomic, write_text_atomic
 from intertask.models.loading import MODEL_DIR
 from intertask.progress import console, log
 from intertask.results.store import ResultsStore, git_hash
@@ -93,12 +93,17 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
 
 def _stage_key(cfg: ExperimentConfig, stage: StageConfig) -> str:
     """Everything that determines a stage's checkpoint, hashed (data_dir by value, not by meaning)."""
-    return config_hash({"model": to_dict(cfg.model), "stage": to_dict(stage), "seed": cfg.seed, "data_dir": str(cfg.data_dir), "data_source": cfg.data_source, "mixed_precision": cfg.mixed_precision})
+    return config_hash({"model": identity_dict(cfg.model), "stage": identity_dict(stage), "seed": cfg.seed, "data_dir": str(cfg.data_dir), "data_source": cfg.data_source, "mixed_precision": cfg.mixed_precision})
 
 
 def intermediate_dir(cfg: ExperimentConfig) -> Path:
     assert cfg.intermediate is not None
     return Path(cfg.output_dir) / "intermediate" / f"{cfg.intermediate.task}-{_stage_key(cfg, cfg.intermediate)}"
+
+
+def run_id(cfg: ExperimentConfig, arm: str) -> str:
+    """Identity of one arm's result in the store (stable across schema additions; see identity_dict)."""
+    return f"{cfg.name}/{arm}/{config_hash(identity_dict(cfg))}"
 
 
 def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
@@ -145,7 +150,8 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
     encoder_from = cfg.target.init_encoder_from
     if intermediate is not None:
         inter_dir = intermediate_dir(cfg)
-        stages["intermediate"] = _stage_brief(run_intermediate_stage(intermediate, ctx, inter_dir), inter_dir)
+        with stage_lock(inter_dir):  # two runs sharing output_dir never train the same checkpoint at once
+            stages["intermediate"] = _stage_brief(run_intermediate_stage(intermediate, ctx, inter_dir), inter_dir)
         encoder_from = inter_dir
     target_cfg = dataclasses.replace(cfg.target, init_encoder_from=encoder_from)
     arm_dir = root / arm
@@ -153,7 +159,7 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
     stages["target"] = _stage_brief(run_stage(target_cfg, ctx, target_dir, "target"), target_dir)
 
     # Zero-shot evaluation, cached next to the checkpoint it evaluates.
-    eval_key = config_hash({"evaluation": to_dict(cfg.evaluation), "data_dir": str(cfg.data_dir), "source": cfg.data_source})
+    eval_key = config_hash({"evaluation": identity_dict(cfg.evaluation), "data_dir": str(cfg.data_dir), "source": cfg.data_source})
     eval_file = target_dir / f"eval-{eval_key}.json"
     if eval_file.is_file():
         evaluation = read_json(eval_file)
@@ -164,7 +170,7 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
         partial.unlink(missing_ok=True)
 
     record = {
-        "run_id": f"{cfg.name}/{arm}/{config_hash(to_dict(cfg))}",
+        "run_id": run_id(cfg, arm),
         "experiment": cfg.name,
         "arm": arm,
         "intermediate": intermediate.task if intermediate else None,
@@ -172,7 +178,7 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
         "seed": cfg.seed,
         "model": cfg.model.name_or_path,
         "config": to_dict(cfg),
-        "config_hash": config_hash(to_dict(cfg)),
+        "config_hash": config_hash(identity_dict(cfg)),
         "task_versions": {name: get_task(name).version for name in _tasks_used(cfg)},
         "git_hash": git_hash(),
         "intertask_version": intertask.__version__,

@@ -103,3 +103,37 @@ class ResultsStore:
                 "SELECT r.experiment, r.arm, r.intermediate, r.target, r.seed, s.task, s.language, s.metric, s.value "
                 "FROM scores s JOIN runs r USING (run_id) ORDER BY r.experiment, r.arm, s.task, s.language"
             )
+
+    # ------------------------------------------------------------------ queries (grids, reports)
+
+    def run_ids(self) -> set[str]:
+        """Every stored run_id (the grid runner skips these)."""
+        with closing(self._connect()) as con:
+            return {r[0] for r in con.execute("SELECT run_id FROM runs")}
+
+    def query(
+        self,
+        experiment: str | None = None,
+        task: str | None = None,
+        arm: str | None = None,
+        seed: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Records filtered by experiment (exact name, or a prefix: "grid" matches "grid/..."),
+        target or scored task, arm (intermediate task or "baseline") and seed."""
+        where, args = [], []
+        if experiment is not None:
+            where.append("(experiment = ? OR experiment LIKE ? ESCAPE '\\')")
+            escaped = experiment.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            args += [experiment, escaped + "/%"]
+        if task is not None:
+            where.append("(target = ? OR run_id IN (SELECT run_id FROM scores WHERE task = ?))")
+            args += [task, task]
+        if arm is not None:
+            where.append("arm = ?")
+            args.append(arm)
+        if seed is not None:
+            where.append("seed = ?")
+            args.append(seed)
+        query = "SELECT record FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created, run_id"
+        with closing(self._connect()) as con:
+            return [json.loads(r[0]) for r in con.execute(query, args)]

@@ -1,0 +1,186 @@
+"""Executors run grid jobs: in this process, in local worker processes, or on a cluster (submitit).
+
+Every executor has the same interface: ``run(jobs, on_start)`` yields ``(job, result, error)`` as
+jobs finish (error is a traceback string or None), so one failing run never stops the grid.
+submitit is imported lazily: install it (``pip install 'intertask[cluster]'``) only for clusters.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from intertask.errors import ConfigError
+from intertask.grid import ExecutorConfig, Job, execute_job
+
+Outcome = tuple[Job, "dict[str, Any] | None", "str | None"]
+OnStart = Callable[[Job], None]
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use (CUDA_VISIBLE_DEVICES, else every device torch sees)."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # pragma: no cover - torch without CUDA runtime
+        return []
+
+
+class LocalExecutor:
+    """One job after another in this process (simplest; best for debugging)."""
+
+    def describe(self) -> str:
+        return "local, sequential"
+
+    def run(self, jobs: list[Job], on_start: OnStart = lambda j: None) -> Iterator[Outcome]:
+        for job in jobs:
+            on_start(job)
+            try:
+                yield job, execute_job(job), None
+            except Exception:  # noqa: BLE001 - reported per job
+                yield job, None, traceback.format_exc()
+
+
+_GPU_QUEUE: Any = None
+
+
+def _init_worker(gpu_queue: Any, threads: int) -> None:
+    """Runs first in each fresh (spawned) worker, before torch is imported: pin one GPU."""
+    if gpu_queue is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu_queue.get()
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["MKL_NUM_THREADS"] = str(threads)
+    os.environ["INTERTASK_PROGRESS"] = "0"  # the parent shows the grid's progress
+
+
+def _execute_safely(job: Job) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        return execute_job(job), None
+    except Exception:  # noqa: BLE001
+        return None, traceback.format_exc()
+
+
+class ProcessExecutor:
+    """N worker processes on this machine: one per GPU (CUDA_VISIBLE_DEVICES), else CPU workers
+    that split the cores between them. Workers are spawned fresh (no forked torch state)."""
+
+    def __init__(self, workers: int = 0):
+        self.gpus = visible_gpus()
+        self.workers = workers or (len(self.gpus) if self.gpus else 2)
+        if self.gpus and self.workers > len(self.gpus):
+            raise ConfigError(f"executor.workers={self.workers} but only {len(self.gpus)} GPUs are visible ({','.join(self.gpus)}); one worker per GPU")
+        self.threads = max(1, (os.cpu_count() or 1) // self.workers)
+
+    def describe(self) -> str:
+        where = f"GPUs {','.join(self.gpus[: self.workers])}" if self.gpus else f"CPU, {self.threads} threads each"
+        return f"{self.workers} worker processes ({where})"
+
+    def run(self, jobs: list[Job], on_start: OnStart = lambda j: None) -> Iterator[Outcome]:
+        ctx = mp.get_context("spawn")
+        queue = None
+        if self.gpus:
+            queue = ctx.Queue()
+            for gpu in self.gpus[: self.workers]:
+                queue.put(gpu)
+        with ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(queue, self.threads)) as pool:
+            pending: dict[Future, Job] = {}
+            backlog = list(jobs)
+            # Submit only as many jobs as there are workers, so "in flight" means running.
+            while backlog or pending:
+                while backlog and len(pending) < self.workers:
+                    job = backlog.pop(0)
+                    on_start(job)
+                    pending[pool.submit(_execute_safely, job)] = job
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    job = pending.pop(fut)
+                    try:
+                        result, error = fut.result()
+                    except Exception:  # noqa: BLE001 - worker died (e.g. out of memory)
+                        result, error = None, traceback.format_exc()
+                    yield job, result, error
+
+
+class SubmititExecutor:
+    """Jobs on a cluster through submitit: SLURM job arrays (or submitit's local/debug backends).
+
+    The submitting process stays up and polls; if it is killed, the cluster jobs keep running and
+    write their records to the shared results store, and re-running the grid skips them.
+    """
+
+    def __init__(self, config: ExecutorConfig, output_dir: Path):
+        try:
+            import submitit  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError("executor.kind=submitit needs the submitit package: pip install 'intertask[cluster]' (or pip install submitit)") from exc
+        self.config = config
+        self.folder = Path(config.folder or Path(output_dir) / "submitit")
+
+    def describe(self) -> str:
+        return f"submitit ({self.config.cluster}), logs in {self.folder}"
+
+    def _executor(self) -> Any:
+        import submitit
+
+        cfg, s = self.config, self.config.slurm
+        executor = submitit.AutoExecutor(folder=str(self.folder / "%j"), cluster=cfg.cluster)
+        params: dict[str, Any] = {"timeout_min": s.timeout_min, "name": "intertask"}
+        if cfg.cluster == "slurm":
+            params.update(
+                slurm_partition=s.partition, slurm_account=s.account, slurm_qos=s.qos, slurm_constraint=s.constraint,
+                gpus_per_node=s.gpus_per_node, cpus_per_task=s.cpus_per_task, mem_gb=s.mem_gb,
+                slurm_array_parallelism=s.max_parallel, slurm_setup=list(s.setup),
+            )  # fmt: skip
+            params = {k: v for k, v in params.items() if v is not None}
+        executor.update_parameters(**params)
+        return executor
+
+    def run(self, jobs: list[Job], on_start: OnStart = lambda j: None) -> Iterator[Outcome]:
+        executor = self._executor()
+        if self.config.cluster == "debug":  # runs in this process at result(): one by one
+            for job in jobs:
+                on_start(job)
+                sub = executor.submit(execute_job, job)
+                try:
+                    yield job, sub.result(), None
+                except Exception:  # noqa: BLE001
+                    yield job, None, traceback.format_exc()
+            return
+        with executor.batch():
+            subs = [executor.submit(execute_job, job) for job in jobs]
+        pending = dict(zip(subs, jobs))
+        started: set[int] = set()
+        while pending:
+            for sub, job in list(pending.items()):
+                if id(sub) not in started and sub.state in ("RUNNING", "COMPLETED", "FINISHED", "DONE"):
+                    started.add(id(sub))
+                    on_start(job)
+                if sub.done():
+                    pending.pop(sub)
+                    if id(sub) not in started:
+                        on_start(job)
+                    try:
+                        yield job, sub.result(), None
+                    except Exception:  # noqa: BLE001
+                        yield job, None, traceback.format_exc()
+            if pending:
+                time.sleep(self.config.poll_seconds)
+
+
+def make_executor(config: ExecutorConfig, output_dir: Path) -> Any:
+    if config.kind == "local":
+        return LocalExecutor()
+    if config.kind == "processes":
+        return ProcessExecutor(config.workers)
+    if config.kind == "submitit":
+        return SubmititExecutor(config, output_dir)
+    raise ConfigError(f"executor.kind: unknown executor {config.kind!r}")  # pragma: no cover

@@ -318,19 +318,14 @@ def execute_job(job: Job) -> dict[str, Any]:
     cfg = from_dict(ExperimentConfig, job.config)
     if job.kind == "intermediate":
         from intertask import pipeline
-        from intertask.training.recipe import STAGE_FILE, StageContext, run_stage
+        from intertask.training.recipe import STAGE_FILE, StageContext
 
         assert cfg.intermediate is not None
         inter_dir = pipeline.intermediate_dir(cfg)
-        # The pipeline's own intermediate runner where it has one (multi-task, MLM, multimodal).
-        runner = getattr(pipeline, "run_intermediate_stage", None)
         with stage_lock(inter_dir):
             if not (inter_dir / STAGE_FILE).is_file():
                 ctx = StageContext(model=cfg.model, seed=cfg.seed, data_dir=Path(cfg.data_dir), data_source=cfg.data_source, mixed_precision=cfg.mixed_precision)
-                if runner is not None:
-                    runner(cfg.intermediate, ctx, inter_dir)
-                else:
-                    run_stage(cfg.intermediate, ctx, inter_dir, "intermediate")
+                pipeline.run_intermediate_stage(cfg.intermediate, ctx, inter_dir)  # text, multi-task, MLM or multimodal
         return {"kind": job.kind, "label": job.label, "dir": str(inter_dir), "seconds": round(time.time() - started, 1)}
     from intertask.pipeline import run_experiment
 

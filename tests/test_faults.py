@@ -100,7 +100,7 @@ def test_kill_minus_9_then_resume_gives_the_uninterrupted_result(fault, config, 
 def test_resume_starts_from_the_checkpoint_step(config, tmp_path):
     killed = run_subprocess(config, tmp_path, "intermediate:step:5")
     assert killed.returncode == -signal.SIGKILL
-    stage_dir = next((tmp_path / "intermediate").iterdir())
+    stage_dir = next(p for p in (tmp_path / "intermediate").iterdir() if p.is_dir())
     state = ckpt.load_latest_checkpoint(stage_dir)
     assert state["progress"]["step"] == 4  # checkpoints every 2 steps: the kill at step 5 loses one step
     assert not (stage_dir / STAGE_FILE).exists()
@@ -128,7 +128,7 @@ def test_sigterm_writes_a_checkpoint_and_exits_130(config, tmp_path):
     time.sleep(3)  # let it take some steps
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(120) == 130, "".join(lines)
-    stage_dir = next((tmp_path / "intermediate").iterdir())
+    stage_dir = next(p for p in (tmp_path / "intermediate").iterdir() if p.is_dir())
     state = ckpt.load_latest_checkpoint(stage_dir)
     assert state is not None and state["progress"]["step"] >= 1
     assert "re-run the same command to resume" in "".join(lines)

@@ -89,7 +89,7 @@ def eval_command(
     max_length: int = typer.Option(128, "--max-length"),
     max_samples: Optional[int] = typer.Option(None, "--max-samples"),
     pooling: str = typer.Option("mean", "--pooling", help="retrieval: mean or cls"),
-    layer: int = typer.Option(-1, "--layer", help="retrieval: hidden layer (-1 = last)"),
+    layer: int = typer.Option(-1, "--layer", help="retrieval: hidden layer (transformers numbering, 0 = embeddings); -1 = the benchmark's default for this model (XTREME: 8 of 12 for base models, 14/20 for large on Tatoeba/BUCC; last layer for embedding models such as the default e5)"),
 ) -> None:
     """Evaluate a model on a task for some languages and print/write the JSON result."""
     from intertask.evaluation.zero_shot import evaluate_retrieval, evaluate_target, pick_languages, retrieval_split

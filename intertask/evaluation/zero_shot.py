@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import torch
 
-from intertask.data.loading import available_languages, load_examples
+from intertask.data.loading import available_languages, has_data, load_examples
 from intertask.errors import ConfigError
 from intertask.evaluation.evaluate import embed_sentences, evaluate_examples
-from intertask.evaluation.retrieval import tatoeba_accuracy
+from intertask.evaluation.metrics import bucc_f1, bucc_optimal_threshold, bucc_select, map_at_k
+from intertask.evaluation.retrieval import mine_bitext, nearest_neighbours, tatoeba_accuracy
 from intertask.models.loading import checkpoint_dir, load_encoder, load_tokenizer
 
 if TYPE_CHECKING:
@@ -78,6 +80,49 @@ def _check_labels(task: "Task", model, directory: Path) -> None:
             raise ConfigError(f"{directory}: model labels {got} do not match task {task.name} labels {list(task.labels)}")
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Retrieval: Tatoeba, BUCC, LAReQA, Mewsli-X
+# --------------------------------------------------------------------------------------------------------------
+
+# XTREME's embedding layer, as its scripts compute it. run_retrieval.py / evaluate_retrieval.py keep
+# ``hidden_states[-num_layers:]`` (the embedding output dropped) and take index ``--specific_layer``, so in
+# transformers' ``hidden_states`` numbering (0 = embeddings) the layer is ``n_hidden + 1 - num_layers + specific``:
+#   12-layer models (mBERT, XLM-R base): specific_layer 7, num_layers 12              -> hidden_states[8]
+#   24-layer XLM-R large, Tatoeba (run_tatoeba.sh: LAYER=13, NLAYER=24)                 -> hidden_states[14]
+#   24-layer XLM-R large, BUCC (run_bucc2018.sh: --specific_layer 7, num_layers left at 12) -> hidden_states[20]
+# XTREME-R's LAReQA / Mewsli-X use fine-tuned dual encoders on their last layer. Other depths: the last layer.
+XTREME_LAYERS = {("tatoeba", 12): 8, ("bucc", 12): 8, ("tatoeba", 24): 14, ("bucc", 24): 20}
+EMBEDDING_MODEL_NAME = re.compile(r"(^|[-_.])(e5|labse|minilm|mpnet|bge|gte|sentence-t5)([-_.]|$)|^sentence-transformers$")
+E5_NAME = re.compile(r"(^|[-_.])e5([-_.]|$)")
+
+
+def _model_names(encoder_path: str | Path, config=None) -> list[str]:
+    """Lower-cased path components of the model id / directory and of config._name_or_path (hub org included)."""
+    names = [str(encoder_path)] + ([str(getattr(config, "_name_or_path", "") or "")] if config is not None else [])
+    return [part.lower() for n in names for part in Path(n).parts[-2:] if part]
+
+
+def is_embedding_model(encoder_path: str | Path, config=None) -> bool:
+    """Sentence-embedding models (the embedded e5 default, sentence-transformers, LaBSE, ...) are trained to be
+    used from their last layer with their own pooling; XTREME's middle-layer choice is for MLM encoders."""
+    return str(encoder_path) == "default" or any(EMBEDDING_MODEL_NAME.search(n) for n in _model_names(encoder_path, config))
+
+
+def default_retrieval_layer(task_name: str, encoder_path: str | Path, config) -> int:
+    """XTREME's layer for this model depth (see XTREME_LAYERS); -1 (last) for embedding models and others."""
+    if is_embedding_model(encoder_path, config):
+        return -1
+    return XTREME_LAYERS.get((task_name, int(getattr(config, "num_hidden_layers", 0))), -1)
+
+
+def default_prefixes(encoder_path: str | Path, config, task_name: str) -> tuple[str, str]:
+    """(query prefix, document prefix): e5 models expect "query: " / "passage: " (both "query: " for symmetric
+    bitext tasks); no prefix for anything else."""
+    if str(encoder_path) == "default" or any(E5_NAME.search(n) for n in _model_names(encoder_path, config)):
+        return ("query: ", "passage: ") if task_name in ("lareqa", "mewslix") else ("query: ", "query: ")
+    return "", ""
+
+
 def evaluate_retrieval(
     task: "Task",
     encoder_path: str | Path,
@@ -87,19 +132,144 @@ def evaluate_retrieval(
     batch_size: int = 64,
     max_length: int = 128,
     pooling: str = "mean",
-    layer: int = -1,
-    prefix: str = "",
+    layer: int | None = None,
+    prefix: str | None = None,
+    source: str = "local",
+    k: int = 20,
+    margin_k: int = 4,
 ) -> dict[str, dict]:
-    """Tatoeba-style accuracy in both directions (xx->en is the number XTREME reports)."""
+    """Evaluate a bare encoder on a retrieval task, per language.
+
+    * tatoeba: nearest-neighbour accuracy both ways (``accuracy`` = XTREME's en->xx search).
+    * bucc: ratio-margin mining (``margin_k`` = 4 neighbours) over both whole corpora; on ``split="test"`` the
+      threshold maximising F1 on the dev ("sample") split is applied to test; on ``split="dev"`` the dev-optimal
+      threshold is reported on dev itself (optimistic, marked ``threshold_from: dev``).
+    * lareqa: every question of a language ranks the pooled candidates of *all* languages with data (XQuAD-R's
+      11), ``map@20``; the candidate pool does not shrink when fewer query languages are asked for.
+    * mewslix: mentions rank the entity candidate set, ``map@20`` (one gold entity: MRR@20).
+
+    ``layer=None``: XTREME's layer for the model depth, the last one for embedding models (see
+    :func:`default_retrieval_layer`); ``prefix=None``: e5's "query: "/"passage: " for e5 models, else none.
+    """
     device = default_device()
     encoder = load_encoder(encoder_path).to(device)
     tokenizer = load_tokenizer(encoder_path)
+    if layer is None:
+        layer = default_retrieval_layer(task.name, encoder_path, encoder.config)
+    n_states = int(getattr(encoder.config, "num_hidden_layers", 0)) + 1
+    if n_states > 1 and not -n_states <= layer < n_states:
+        raise ConfigError(f"layer {layer}: the encoder has hidden states 0..{n_states - 1} (0 = embeddings, -1 = last)")
+    if pooling not in ("mean", "cls"):
+        raise ConfigError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+    q_prefix, d_prefix = (prefix, prefix) if prefix is not None else default_prefixes(encoder_path, encoder.config, task.name)
     split = retrieval_split(task, split)
+    settings = {"split": split, "pooling": pooling, "layer": layer, "prefix": [q_prefix, d_prefix]}
+
+    def embed(texts: Sequence[str], side_prefix: str, what: str):
+        return embed_sentences(encoder, tokenizer, list(texts), batch_size, max_length, device, pooling, layer, side_prefix, f"{task.name} {what}")
+
+    if task.name == "bucc":
+        results = {lang: _bucc(task, lang, data_dir, split, embed, q_prefix, margin_k) for lang in languages}
+    elif task.name == "lareqa":
+        results = _lareqa(task, languages, data_dir, split, embed, q_prefix, d_prefix, k)
+    elif task.name == "mewslix":
+        results = _mewslix(task, languages, data_dir, split, embed, q_prefix, d_prefix, k)
+    else:  # Tatoeba-style line-aligned pairs
+        results = {}
+        for lang in languages:
+            data = load_examples(task, split, lang, data_dir, source)
+            if isinstance(data.examples, list):  # hub rows: [{"source", "target"}]
+                source_sentences = [r["source"] for r in data.examples]
+                target_sentences = [r["target"] for r in data.examples]
+            else:
+                source_sentences, target_sentences = data.examples
+            scores = tatoeba_accuracy(embed(source_sentences, q_prefix, f"{lang}"), embed(target_sentences, d_prefix, f"{lang}-en en"))
+            results[lang] = {**scores, "examples": len(source_sentences)}
+    return {lang: {**scores, **settings} for lang, scores in results.items()}
+
+
+def bucc_candidates(corpus, embed, prefix: str = "", margin_k: int = 4, what: str = "") -> list[tuple[str, str, float]]:
+    """Margin-scored candidate pairs (src id, tgt id, score) of one BUCC corpus (a formats.BitextCorpus).
+
+    As XTREME: identical sentences are embedded and mined once, and a sentence that occurs under several ids
+    on its side is dropped from the candidates (utils_retrieve.read_sent2id)."""
+    src_texts, src_map = _unique(corpus.source)
+    tgt_texts, tgt_map = _unique(corpus.target)
+    x = embed(src_texts, prefix, f"{what} xx")
+    y = embed(tgt_texts, prefix, f"{what} en")
+    mined = mine_bitext(x, y, list(range(len(src_texts))), list(range(len(tgt_texts))), k=margin_k, margin="ratio", min_score=None)
+    out = []
+    for s, t, score in mined:
+        s_text, t_text = src_texts[s], tgt_texts[t]
+        if s_text in src_map and t_text in tgt_map:
+            out.append((src_map[s_text], tgt_map[t_text], score))
+    return out
+
+
+def _unique(id2sent: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    texts: list[str] = []
+    first: dict[str, str] = {}
+    repeated: set[str] = set()
+    for sid, sent in id2sent.items():
+        sent = sent.strip()
+        if sent in first:
+            repeated.add(sent)
+        else:
+            first[sent] = sid
+            texts.append(sent)
+    return texts, {t: i for t, i in first.items() if t not in repeated}
+
+
+def _bucc(task, lang, data_dir, split, embed, prefix, margin_k) -> dict:
+    dev = load_examples(task, "dev", lang, data_dir).examples
+    dev_cands = bucc_candidates(dev, embed, prefix, margin_k, f"{lang} dev")
+    threshold = bucc_optimal_threshold(dev_cands, dev.gold)
+    if split == "dev":
+        scores = bucc_f1(bucc_select(dev_cands, threshold), dev.gold)
+        return {**scores, "threshold": threshold, "threshold_from": "dev", "examples": len(dev.source), "sentences": [len(dev.source), len(dev.target)], "gold_pairs": len(dev.gold)}
+    test = load_examples(task, split, lang, data_dir).examples
+    test_cands = bucc_candidates(test, embed, prefix, margin_k, f"{lang} {split}")
+    scores = bucc_f1(bucc_select(test_cands, threshold), test.gold)
+    dev_f1 = bucc_f1(bucc_select(dev_cands, threshold), dev.gold)["f1"]
+    return {**scores, "threshold": threshold, "threshold_from": "dev", "dev_f1": dev_f1, "examples": len(test.source), "sentences": [len(test.source), len(test.target)], "gold_pairs": len(test.gold)}
+
+
+def rank_documents(query_emb, doc_emb, doc_ids: Sequence[str], k: int = 20) -> list[list[str]]:
+    """Top-k document ids per query by cosine (faiss, exact)."""
+    _, idx = nearest_neighbours(query_emb, doc_emb, k)
+    return [[doc_ids[j] for j in row if j >= 0] for row in idx]
+
+
+def _lareqa(task, languages, data_dir, split, embed, q_prefix, d_prefix, k) -> dict[str, dict]:
+    pool_langs = [lang for lang in task.languages if has_data(task, split, lang, data_dir)] or list(languages)
+    sets = {lang: load_examples(task, split, lang, data_dir).examples for lang in dict.fromkeys(list(pool_langs) + list(languages))}
+    documents = [d for s in sets.values() for d in s.documents]
+    by_xling: dict[str, set[str]] = {}
+    for d in documents:
+        for x in d["xling_ids"]:
+            by_xling.setdefault(x, set()).add(d["id"])
+    doc_emb = embed([d["text"] for d in documents], d_prefix, f"candidates ({len(pool_langs)} languages)")
+    doc_ids = [d["id"] for d in documents]
     results: dict[str, dict] = {}
     for lang in languages:
+        queries = sets[lang].queries
+        ranked = rank_documents(embed([q["text"] for q in queries], q_prefix, f"{lang} questions"), doc_emb, doc_ids, k)
+        relevant = [by_xling[q["xling_id"]] for q in queries]
+        results[lang] = {**map_at_k(ranked, relevant, k=k), "examples": len(queries), "queries": len(queries), "candidates": len(documents), "candidate_languages": sorted(sets)}
+    return results
+
+
+def _mewslix(task, languages, data_dir, split, embed, q_prefix, d_prefix, k) -> dict[str, dict]:
+    results: dict[str, dict] = {}
+    cache: dict[tuple[str, ...], tuple] = {}
+    for lang in languages:
         data = load_examples(task, split, lang, data_dir)
-        source_sentences, target_sentences = data.examples
-        embed = lambda sents, side: embed_sentences(encoder, tokenizer, sents, batch_size, max_length, device, pooling, layer, prefix, f"{task.name} {lang} {side}")  # noqa: E731
-        scores = tatoeba_accuracy(embed(source_sentences, lang), embed(target_sentences, "en"))
-        results[lang] = {**scores, "examples": len(source_sentences), "split": split, "pooling": pooling, "layer": layer}
+        key = tuple(data.files[1:2])  # the shared entity file
+        if key not in cache:
+            docs = data.examples.documents
+            cache[key] = (embed([d["text"] for d in docs], d_prefix, "entities"), [d["id"] for d in docs])
+        doc_emb, doc_ids = cache[key]
+        queries = data.examples.queries
+        ranked = rank_documents(embed([q["text"] for q in queries], q_prefix, f"{lang} mentions"), doc_emb, doc_ids, k)
+        results[lang] = {**map_at_k(ranked, [q["relevant"] for q in queries], k=k), "examples": len(queries), "queries": len(queries), "candidates": len(doc_ids)}
     return results

@@ -21,6 +21,7 @@ def all_tasks() -> list[Task]:
 
 
 # Explicit registration: importing a module registers its records.
-from intertask.tasks import sentence_pair, tagging, span_qa, retrieval  # noqa: E402,F401
+from intertask.tasks import sentence_pair, tagging, span_qa, retrieval, multiple_choice, intermediate  # noqa: E402,F401
+from intertask.multimodal import tasks as _multimodal_tasks  # noqa: E402,F401  (captioning, VQA)
 
 __all__ = ["Task", "LocalFiles", "HubDataset", "TASKS", "register", "get_task", "all_tasks"]

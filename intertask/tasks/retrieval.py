@@ -1,10 +1,11 @@
 """Sentence retrieval tasks: no training, the encoder's sentence embeddings are matched by cosine."""
 
 from intertask.data import readers
-from intertask.evaluation.metrics import retrieval_accuracy
+from intertask.evaluation.metrics import bucc_f1, map_at_k, retrieval_accuracy
 from intertask.models.heads import RETRIEVAL
-from intertask.tasks import LocalFiles, Task, register
+from intertask.tasks import HubDataset, LocalFiles, Task, register
 from intertask.tasks import languages as L
+from intertask.tasks.formats import TargetFiles, read_bucc_corpus, read_lareqa, read_mewslix, read_mewslix_pairs
 
 register(
     Task(
@@ -13,14 +14,103 @@ register(
         head=RETRIEVAL,
         metrics=(retrieval_accuracy,),
         main_metric="accuracy",
-        languages=L.TATOEBA,
+        languages=L.TATOEBA_XTREME_R,  # XTREME's 36 + az lt pl uk ro (XTREME-R)
         roles=frozenset({"target"}),
         local=LocalFiles(
             files={"test": ("tatoeba/tatoeba.{lang}-eng.{lang}", "tatoeba/tatoeba.{lang}-eng.eng")},
             reader=readers.read_tatoeba,
             file_codes=L.TATOEBA_CODES,
         ),
-        source="LASER Tatoeba v1 (tatoeba.xxx-eng.{xxx,eng})",
+        # google/xtreme tatoeba.{xxx}: one "validation" split of aligned pairs (source_sentence = xx).
+        hub=HubDataset(
+            path="google/xtreme",
+            name="tatoeba.{lang}",
+            splits={"test": "validation"},
+            to_example=lambda r: {"source": r["source_sentence"], "target": r["target_sentence"]},
+            file_codes=L.TATOEBA_CODES,
+        ),
+        source="LASER Tatoeba v1 (tatoeba.xxx-eng.{xxx,eng}) or google/xtreme tatoeba.{xxx}",
         license="CC BY 2.0 FR",
+    )
+)
+
+register(
+    Task(
+        name="bucc",
+        description="BUCC 2018 parallel sentence mining, xx-en (Zweigenbaum et al. 2018): ratio-margin mining (k=4), "
+        "threshold chosen on the sample (dev) split and applied to the training (test) split, F1",
+        head=RETRIEVAL,
+        metrics=(bucc_f1,),
+        main_metric="f1",
+        languages=L.BUCC,
+        roles=frozenset({"target"}),
+        local=TargetFiles(
+            # XTREME layout (download_data.sh renames sample -> dev, training -> test and drops test.gold, which
+            # you need to put back for scoring) first, then the official tarballs' layout.
+            files={
+                "dev": (
+                    "bucc2018/{lang}-en.dev.{lang}|bucc2018/{lang}-en/{lang}-en.sample.{lang}",
+                    "bucc2018/{lang}-en.dev.en|bucc2018/{lang}-en/{lang}-en.sample.en",
+                    "bucc2018/{lang}-en.dev.gold|bucc2018/{lang}-en/{lang}-en.sample.gold",
+                ),
+                "test": (
+                    "bucc2018/{lang}-en.test.{lang}|bucc2018/{lang}-en/{lang}-en.training.{lang}",
+                    "bucc2018/{lang}-en.test.en|bucc2018/{lang}-en/{lang}-en.training.en",
+                    "bucc2018/{lang}-en.test.gold|bucc2018/{lang}-en/{lang}-en.training.gold",
+                ),
+            },
+            reader=read_bucc_corpus,
+        ),
+        # No hub source: google/xtreme bucc18.{lang} holds only the gold pairs, not the corpora to mine.
+        source="comparable.limsi.fr/bucc2018 bucc2018-{lang}-en.{sample,training}-gold.tar.bz2",
+        license="BUCC 2018 shared task terms (research use)",
+    )
+)
+
+register(
+    Task(
+        name="lareqa",
+        description="LAReQA on XQuAD-R (Roy et al. 2020): each question retrieves its answer sentence from the pooled "
+        "candidates of all 11 languages, mAP@20; English training data is SQuAD v1.1 (XTREME-R)",
+        head=RETRIEVAL,
+        metrics=(map_at_k,),
+        main_metric="map@20",
+        languages=L.LAREQA,
+        roles=frozenset({"target"}),
+        train_task="squad_v1",
+        local=TargetFiles(files={"test": "lareqa/xquad-r/{lang}.json"}, reader=read_lareqa),
+        source="google-research-datasets/lareqa xquad-r/{lang}.json (XTREME-R download_lareqa)",
+        license="CC BY-SA 4.0",
+    )
+)
+
+register(
+    Task(
+        name="mewslix",
+        description="Mewsli-X entity linking as retrieval (Botha et al. 2020; XTREME-R): Wikinews mentions retrieve "
+        "English Wikipedia entity descriptions, mAP@20; English training data is its Wikipedia mention-entity pairs",
+        head=RETRIEVAL,
+        metrics=(map_at_k,),
+        main_metric="map@20",
+        languages=L.MEWSLIX,
+        roles=frozenset({"target"}),
+        local=TargetFiles(
+            files={
+                "train": "mewslix/wikipedia_pairs-train.jsonl",
+                "dev": ("mewslix/wikinews_mentions/dev-{lang}.jsonl", "mewslix/candidate_set_entities.jsonl"),
+                "test": (
+                    "mewslix/wikinews_mentions/test-{lang}.jsonl",
+                    "mewslix/candidate_set_entities.jsonl",
+                    "mewslix/wikinews_labels/test-{lang}.json",
+                ),
+            },
+            reader=lambda *paths, on_bad_example="error": (
+                read_mewslix_pairs(*paths, on_bad_example=on_bad_example) if len(paths) == 1
+                else read_mewslix(*paths, on_bad_example=on_bad_example)
+            ),
+            split_languages={"train": ("en",)},
+        ),
+        source="XTREME-R download_mewslix (google-research dense_representations_for_entity_retrieval/mel get-mewsli-x.sh)",
+        license="CC BY 3.0 (Wikinews) / CC BY-SA 3.0 (Wikipedia)",
     )
 )

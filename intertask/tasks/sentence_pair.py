@@ -7,6 +7,7 @@ from intertask.evaluation.metrics import accuracy
 from intertask.models.heads import SEQUENCE_CLASSIFICATION
 from intertask.tasks import HubDataset, LocalFiles, Task, register
 from intertask.tasks import languages as L
+from intertask.tasks.formats import TargetFiles
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 _HUB_NLI = {0: "entailment", 1: "neutral", 2: "contradiction"}
@@ -59,5 +60,73 @@ register(
         ),
         source="GLUE MNLI",
         license="mixed (see the MNLI data card)",
+    )
+)
+
+PAWS_LABELS = ("0", "1")  # 1 = paraphrase
+
+
+def _hub_paws(r: dict) -> dict:
+    return {"text_a": r["sentence1"], "text_b": r["sentence2"], "label": str(int(r["label"]))}
+
+
+register(
+    Task(
+        name="pawsx",
+        description="PAWS-X paraphrase identification (Yang et al. 2019); English training data is PAWS (task paws)",
+        head=SEQUENCE_CLASSIFICATION,
+        metrics=(accuracy,),
+        main_metric="accuracy",
+        languages=L.PAWSX,
+        roles=frozenset({"target"}),
+        labels=PAWS_LABELS,
+        train_task="paws",
+        local=LocalFiles(
+            # XTREME layout first, then the official x-final/{lang}/ files (header: id, sentence1, sentence2, label).
+            files={
+                "dev": "pawsx/dev-{lang}.tsv|pawsx/x-final/{lang}/dev_2k.tsv",
+                "test": "pawsx/test-{lang}.tsv|pawsx/x-final/{lang}/test_2k.tsv",
+            },
+            reader=partial(readers.read_pair_tsv, labels=PAWS_LABELS),
+        ),
+        hub=HubDataset(
+            path="google-research-datasets/paws-x",
+            name="{lang}",
+            splits={"train": "train", "dev": "validation", "test": "test"},
+            to_example=_hub_paws,
+        ),
+        source="XTREME download (pawsx/{dev,test}-{lang}.tsv), official x-final.tar.gz, or google-research-datasets/paws-x "
+        "(also google/xtreme PAWS-X.{lang})",
+        license="custom (PAWS-X: may be freely used, with attribution)",
+    )
+)
+
+register(
+    Task(
+        name="paws",
+        description="PAWS-Wiki labeled final (Zhang et al. 2019), English: PAWS-X's English training data",
+        head=SEQUENCE_CLASSIFICATION,
+        metrics=(accuracy,),
+        main_metric="accuracy",
+        languages=("en",),
+        roles=frozenset({"intermediate", "target"}),
+        labels=PAWS_LABELS,
+        local=TargetFiles(
+            # XTREME's pawsx/train-en.tsv is PAWS-X en train = PAWS-Wiki labeled final train.
+            files={
+                "train": "pawsx/train-en.tsv|paws/train.tsv|pawsx/x-final/en/train.tsv",
+                "dev": "pawsx/dev-en.tsv|paws/dev.tsv|pawsx/x-final/en/dev_2k.tsv",
+                "test": "paws/test.tsv|pawsx/test-en.tsv",
+            },
+            reader=partial(readers.read_pair_tsv, labels=PAWS_LABELS),
+        ),
+        hub=HubDataset(
+            path="google-research-datasets/paws",
+            name="labeled_final",
+            splits={"train": "train", "dev": "validation", "test": "test"},
+            to_example=_hub_paws,
+        ),
+        source="PAWS final (paws/{train,dev,test}.tsv) or XTREME pawsx/train-en.tsv, or google-research-datasets/paws labeled_final",
+        license="custom (PAWS: may be freely used, with attribution)",
     )
 )

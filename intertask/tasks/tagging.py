@@ -3,10 +3,11 @@
 from functools import partial
 
 from intertask.data import readers
-from intertask.evaluation.metrics import seqeval_f1
+from intertask.evaluation.metrics import pos_f1, seqeval_f1
 from intertask.models.heads import TOKEN_CLASSIFICATION
 from intertask.tasks import HubDataset, LocalFiles, Task, register
 from intertask.tasks import languages as L
+from intertask.tasks.formats import TargetFiles, read_ud_pos
 
 PANX_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
 
@@ -17,7 +18,7 @@ register(
         head=TOKEN_CLASSIFICATION,
         metrics=(seqeval_f1,),
         main_metric="f1",
-        languages=L.PANX,
+        languages=tuple(dict.fromkeys(L.PANX + L.PANX_XTREME_R)),  # XTREME's 40 + XTREME-R's 8
         roles=frozenset({"intermediate", "target"}),
         labels=PANX_TAGS,
         local=LocalFiles(
@@ -32,5 +33,45 @@ register(
         ),
         source="XTREME download (panx/*-{lang}.tsv) or google/xtreme PAN-X.{lang}",
         license="ODC-BY (WikiANN)",
+    )
+)
+
+UPOS_TAGS = readers.UPOS_TAGS  # the 17 UD tags, alphabetical (= google/xtreme udpos pos_tags class order)
+
+
+def _hub_udpos(r: dict) -> dict:
+    return {"tokens": list(r["tokens"]), "tags": [UPOS_TAGS[t] if isinstance(t, int) else t for t in r["pos_tags"]]}
+
+
+register(
+    Task(
+        name="udpos",
+        description="Universal Dependencies POS tagging (XTREME: UD v2.5, XTREME-R: v2.7); English training data is "
+        "UD English (every en_* treebank found; ../shared/data has EWT)",
+        head=TOKEN_CLASSIFICATION,
+        metrics=(pos_f1,),
+        main_metric="f1",
+        languages=tuple(dict.fromkeys(L.UDPOS + L.UDPOS_XTREME_R)),
+        roles=frozenset({"target"}),
+        labels=UPOS_TAGS,
+        local=TargetFiles(
+            # Every treebank of the language, concatenated (as XTREME's utils_preprocess.py does); else the
+            # XTREME-preprocessed tsv (token<TAB>UPOS).
+            files={
+                "train": "ud/{lang}_*-ud-train.conllu|udpos/train-{lang}.tsv",
+                "dev": "ud/{lang}_*-ud-dev.conllu|udpos/dev-{lang}.tsv",
+                "test": "ud/{lang}_*-ud-test.conllu|udpos/test-{lang}.tsv",
+            },
+            reader=read_ud_pos,
+        ),
+        hub=HubDataset(
+            path="google/xtreme",
+            name="udpos.{lang}",
+            splits={"train": "train", "dev": "validation", "test": "test"},
+            to_example=_hub_udpos,
+            file_codes=L.UDPOS_HUB_NAMES,
+        ),
+        source="UD treebanks (ud/{lang}_<treebank>-ud-{split}.conllu), XTREME udpos/{split}-{lang}.tsv, or google/xtreme udpos.<Language>",
+        license="per treebank (mostly CC BY-SA 4.0)",
     )
 )

@@ -20,6 +20,8 @@ def predict(model, tokenizer, task: "Task", features: "Features", batch_size: in
     """Run the model over features in length-sorted batches (little padding); outputs in input order."""
     model.eval()
     raw: list[np.ndarray | None] = [None] * len(features)
+    if device.type == "cpu":  # CPU: small batches keep activations in cache (batch 8 is ~1.2-1.4x faster than 64 there)
+        batch_size = min(batch_size, CPU_EVAL_BATCH)
     batches = length_sorted_batches(features.lengths(), batch_size)
     with progress_bar(description, total=len(batches)) as advance:
         for idx in batches:
@@ -33,6 +35,7 @@ def predict(model, tokenizer, task: "Task", features: "Features", batch_size: in
 
 
 _MODEL_INPUTS = {"input_ids", "attention_mask", "token_type_ids"}
+CPU_EVAL_BATCH = 8  # length-sorted batches need no large batch to avoid padding; see docs/performance.md
 
 
 def _inputs_only(row: dict) -> dict:
@@ -40,7 +43,9 @@ def _inputs_only(row: dict) -> dict:
 
 
 def evaluate_examples(model, tokenizer, task: "Task", examples: Sequence[dict], language: str, max_length: int, batch_size: int, device: torch.device, doc_stride: int = 128, description: str = "eval") -> dict[str, float]:
-    features = task.head.featurize(examples, tokenizer, task, max_length, train=False, doc_stride=doc_stride)
+    from intertask.data.cache import featurize_cached  # tokenise once (disk cache + in-process memo of the dev set)
+
+    features = featurize_cached(task, examples, tokenizer, max_length, False, doc_stride, "eval", language)
     raw = predict(model, tokenizer, task, features, batch_size, device, description)
     predictions, references = task.head.postprocess(examples, features, raw, task)
     return task.compute_metrics(predictions, references, language)

@@ -269,7 +269,9 @@ class MultipleChoiceHead(Head):
             for choice in ex["choices"]:
                 firsts.append(ex["context"])
                 seconds.append(f"{ex['question']} {choice}".strip())
-        enc = tokenizer(firsts, seconds, truncation="only_first", max_length=max_length)
+        # longest_first: the (usually longer) context is cut first, and a choice longer than the window is cut too
+        # instead of failing (HellaSwag / CosmosQA have long endings and contexts).
+        enc = tokenizer(firsts, seconds, truncation="longest_first", max_length=max_length)
         inputs, k = [], 0
         for ex in examples:
             n = len(ex["choices"])

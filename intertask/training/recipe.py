@@ -6,6 +6,7 @@ The best checkpoint is chosen on the task's English dev set only (strict zero-sh
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
@@ -22,6 +23,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from intertask.config import ModelConfig, StageConfig, to_dict
 from intertask.data.batching import length_grouped_batches
+from intertask.data.cache import featurize_cached
 from intertask.data.loading import load_examples
 from intertask.errors import ConfigError, IntertaskError
 from intertask.evaluation.evaluate import evaluate_examples
@@ -103,20 +105,29 @@ def run_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str)
     train = load_examples(train_task, "train", stage.language, ctx.data_dir, ctx.data_source, stage.on_bad_example, stage.max_train_samples, ctx.seed)
     dev = load_examples(task, "dev", stage.language, ctx.data_dir, ctx.data_source, stage.on_bad_example, stage.max_eval_samples, ctx.seed)
     task = fit_task_to_data(task, train, dev)  # CCG: supertag set from the training data
-    train_features = task.head.featurize(train.examples, tokenizer, task, max_length, train=True, doc_stride=stage.doc_stride)
+    # Tokenise once: cached on disk by (tokenizer, task, split, language, lengths, examples) -- see intertask/data/cache.py
+    train_features = featurize_cached(task, train.examples, tokenizer, max_length, True, stage.doc_stride, "train", stage.language, train.files)
     if len(train_features) == 0:
         raise ConfigError(f"{role} stage {task.name}: no training examples after featurisation")
 
     set_seed(ctx.seed)  # the head's initialisation depends only on the seed
     model = build_model(task, ctx.model.name_or_path, stage.init_encoder_from, ctx.model.freeze_embeddings)
+    configure_model(model, ctx.model)
     sampler = EpochBatches(train_features.lengths(), stage.batch_size, ctx.seed)
-    loader = DataLoader(train_features.inputs, batch_sampler=sampler, collate_fn=lambda rows: task.head.collate(rows, tokenizer))
+    loader = DataLoader(
+        train_features.inputs,
+        batch_sampler=sampler,
+        collate_fn=functools.partial(_collate, task.head, tokenizer),
+        num_workers=stage.dataloader_workers,
+        pin_memory=accelerator.device.type == "cuda",  # async host->GPU copies
+        persistent_workers=stage.dataloader_workers > 0,
+    )
     decay = [p for n, p in model.named_parameters() if p.requires_grad and not _no_decay(n)]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and _no_decay(n)]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": stage.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=stage.learning_rate,
-        fused=accelerator.device.type == "cuda",
+        fused=accelerator.device.type in ("cuda", "cpu"),  # one kernel for all parameters (Trainer's default too)
     )
     steps_per_epoch = math.ceil(len(sampler) / stage.gradient_accumulation_steps)
     total_steps = stage.max_steps or max(1, math.ceil(stage.num_epochs * steps_per_epoch))
@@ -145,6 +156,12 @@ def run_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str)
         save_checkpoint(stage_dir, progress["step"], state)
 
     running_loss = 0.0
+    # Throughput of the training loop itself (evaluation and checkpoint writing excluded): real (non-padding) tokens.
+    meter = {"seconds": 0.0, "cpu_seconds": 0.0, "tokens": 0, "examples": 0, "steps": 0, "mean_loss": None}
+    loss_sum, loss_count = 0.0, 0
+    tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
+    excluded = [0.0, 0.0]
+    loop_start = (time.perf_counter(), time.process_time())
     model.train()
     with stop_requests() as stop, progress_bar(f"{role}: {task.name}", total=total_steps) as advance:
         advance(progress["step"])
@@ -158,6 +175,8 @@ def run_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str)
                 resumed = None
             for batch in itertools.chain([first], batches) if first is not None else ():
                 progress["batches_in_epoch"] += 1
+                tokens += batch["attention_mask"].sum()
+                meter["examples"] += int(batch["input_ids"].shape[0])
                 with accelerator.accumulate(model), oom_guard(batch, stage):
                     loss = model(**batch).loss
                     accelerator.backward(loss)
@@ -166,13 +185,16 @@ def run_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str)
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad()
-                running_loss += loss.item()
+                loss_value = loss.item()
+                running_loss += loss_value
+                loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
                 if not accelerator.sync_gradients:
                     continue
                 progress["step"] += 1
                 step = progress["step"]
                 advance(loss=running_loss / stage.gradient_accumulation_steps)
                 running_loss = 0.0
+                paused = (time.perf_counter(), time.process_time())
                 if step % eval_every == 0 or step == total_steps:
                     scores = evaluate_dev()
                     model.train()
@@ -182,6 +204,8 @@ def run_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str)
                         save_torch_atomic(trainable_state(accelerator.unwrap_model(model)), stage_dir / BEST)
                 if step % checkpoint_every == 0 or stop["signal"]:
                     checkpoint()
+                excluded[0] += time.perf_counter() - paused[0]
+                excluded[1] += time.process_time() - paused[1]
                 fault_point(f"{role}:step:{step}")
                 if stop["signal"]:
                     raise StageInterrupted(f"{role} stage {task.name} stopped by {stop['signal']} at step {step}; checkpoint saved in {stage_dir}; re-run the same command to resume")
@@ -190,6 +214,13 @@ def run_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str)
             else:
                 progress["epoch"] += 1
                 progress["batches_in_epoch"] = 0
+
+    meter["seconds"] = round(time.perf_counter() - loop_start[0] - excluded[0], 3)
+    meter["cpu_seconds"] = round(time.process_time() - loop_start[1] - excluded[1], 3)
+    meter["tokens"] = int(tokens.item())
+    meter["mean_loss"] = loss_sum / loss_count if loss_count else None  # mean training loss per batch (as Trainer's train_loss)
+    meter["steps"] = progress["step"]
+    meter["tokens_per_second"] = round(meter["tokens"] / meter["seconds"], 1) if meter["seconds"] > 0 else None
 
     # ---------------------------------------------------------------- cleanup
     best, history, step = progress["best"], progress["history"], progress["step"]
@@ -211,6 +242,7 @@ def run_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str)
         "data": {"train": train.report(), "dev": dev.report(), "train_rows": len(train_features)},
         "seconds": round(time.time() - started, 1),
         "mixed_precision": accelerator.mixed_precision,
+        "throughput": meter,
         "device": str(accelerator.device),
     }
     write_json_atomic(done, summary)
@@ -238,6 +270,19 @@ def oom_guard(batch: dict, stage: StageConfig) -> Iterator[None]:
 
 class TrainingOutOfMemory(IntertaskError):
     pass
+
+
+def configure_model(model: torch.nn.Module, cfg: ModelConfig) -> torch.nn.Module:
+    """Attention kernel and optional torch.compile (in place: parameter names stay unchanged for checkpoints)."""
+    if cfg.attn_implementation and getattr(model.config, "_attn_implementation", None) != cfg.attn_implementation:
+        model.set_attn_implementation(cfg.attn_implementation)
+    if cfg.torch_compile:
+        model.compile()  # nn.Module.compile: compiles forward, keeps the state_dict keys
+    return model
+
+
+def _collate(head: Any, tokenizer: Any, rows: list[dict]) -> dict:
+    return head.collate(rows, tokenizer)  # a module-level function: picklable for data-loader workers
 
 
 def _no_decay(name: str) -> bool:

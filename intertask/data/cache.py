@@ -26,6 +26,7 @@ so evaluating the dev set every N steps featurises it once.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
 import os
@@ -171,6 +172,18 @@ def _read(entry: Path) -> "Features | None":
         return None
 
 
+@contextlib.contextmanager
+def _quiet(datasets):
+    """No "Saving the dataset" bar in the middle of our own progress display."""
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
+
+
 def _write(entry: Path, features: "Features", info: dict) -> None:
     import datasets
 
@@ -179,7 +192,8 @@ def _write(entry: Path, features: "Features", info: dict) -> None:
     try:
         columns = list(features.inputs[0].keys()) if features.inputs else []
         table = datasets.Dataset.from_dict({c: [row[c] for row in features.inputs] for c in columns})
-        table.save_to_disk(str(tmp / "inputs"))
+        with _quiet(datasets):
+            table.save_to_disk(str(tmp / "inputs"))
         with open(tmp / "meta.pkl", "wb") as fh:
             pickle.dump({"example_index": features.example_index, "extra": features.extra}, fh, protocol=4)
         (tmp / "info.json").write_text(json.dumps(info, indent=1))

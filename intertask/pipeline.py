@@ -25,6 +25,7 @@ from intertask.evaluation.zero_shot import evaluate_retrieval, evaluate_target, 
 from intertask.io import read_json, stage_lock, write_json_atomic, write_text_atomic
 from intertask.models.loading import MODEL_DIR
 from intertask.progress import console, log
+from intertask.results.stats import save_example_scores
 from intertask.results.store import ResultsStore, git_hash
 from intertask.results.table import BASELINE, markdown_table, rich_table
 from intertask.tasks import get_task
@@ -166,6 +167,7 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
     else:
         partial = eval_file.with_suffix(".partial.json")
         evaluation = evaluate_arm(cfg, target_cfg, target_dir, encoder_from, partial)
+        save_example_scores(eval_file, evaluation.pop("per_example", {}))  # beside it, for the report's CIs
         write_json_atomic(eval_file, evaluation)
         partial.unlink(missing_ok=True)
 
@@ -186,6 +188,7 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
         "stages": stages,
         "scores": evaluation["scores"],
         "samples": evaluation["samples"],
+        "eval_file": str(eval_file),
         "seconds": round(time.time() - started, 1),
     }
     write_json_atomic(arm_dir / "result.json", record)
@@ -201,6 +204,8 @@ def evaluate_arm(cfg: ExperimentConfig, target_cfg: StageConfig, target_dir: Pat
     def record(name: str, per_lang: dict[str, dict]) -> None:
         done["scores"][name] = {lang: {k: v for k, v in m.items() if isinstance(v, float)} for lang, m in per_lang.items()}
         done["samples"][name] = {lang: m["examples"] for lang, m in per_lang.items()}
+        if any("per_example" in m for m in per_lang.values()):
+            done.setdefault("per_example", {})[name] = {lang: m["per_example"] for lang, m in per_lang.items() if "per_example" in m}
         if partial_file is not None:
             write_json_atomic(partial_file, done)
 

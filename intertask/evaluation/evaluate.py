@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -43,12 +43,17 @@ def _inputs_only(row: dict) -> dict:
 
 
 def evaluate_examples(model, tokenizer, task: "Task", examples: Sequence[dict], language: str, max_length: int, batch_size: int, device: torch.device, doc_stride: int = 128, description: str = "eval") -> dict[str, float]:
+    return predict_examples(model, tokenizer, task, examples, language, max_length, batch_size, device, doc_stride, description)[0]
+
+
+def predict_examples(model, tokenizer, task: "Task", examples: Sequence[dict], language: str, max_length: int, batch_size: int, device: torch.device, doc_stride: int = 128, description: str = "eval") -> tuple[dict[str, float], Any, Any]:
+    """-> (metrics, predictions, references); the last two feed per-example bootstrap intervals."""
     from intertask.data.cache import featurize_cached  # tokenise once (disk cache + in-process memo of the dev set)
 
     features = featurize_cached(task, examples, tokenizer, max_length, False, doc_stride, "eval", language)
     raw = predict(model, tokenizer, task, features, batch_size, device, description)
     predictions, references = task.head.postprocess(examples, features, raw, task)
-    return task.compute_metrics(predictions, references, language)
+    return task.compute_metrics(predictions, references, language), predictions, references
 
 
 @torch.inference_mode()

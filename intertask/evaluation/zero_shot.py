@@ -10,7 +10,8 @@ import torch
 
 from intertask.data.loading import available_languages, has_data, load_examples
 from intertask.errors import ConfigError
-from intertask.evaluation.evaluate import embed_sentences, evaluate_examples
+from intertask.evaluation.evaluate import embed_sentences, predict_examples
+from intertask.results.stats import example_scores
 from intertask.evaluation.metrics import bucc_f1, bucc_optimal_threshold, bucc_select, map_at_k
 from intertask.evaluation.retrieval import mine_bitext, nearest_neighbours, tatoeba_accuracy
 from intertask.models.loading import checkpoint_dir, load_encoder, load_tokenizer
@@ -68,8 +69,9 @@ def evaluate_target(
     results: dict[str, dict] = {}
     for lang in languages:
         data = load_examples(task, split, lang, data_dir, source, max_samples=max_samples, seed=seed)
-        scores = evaluate_examples(model, tokenizer, task, data.examples, lang, max_length, batch_size, device, doc_stride, f"{task.name} {split} {lang}")
-        results[lang] = {**scores, "examples": len(data.examples), "files": data.files}
+        scores, predictions, references = predict_examples(model, tokenizer, task, data.examples, lang, max_length, batch_size, device, doc_stride, f"{task.name} {split} {lang}")
+        per_example = example_scores(task, predictions, references, lang)  # for bootstrap CIs in reports
+        results[lang] = {**scores, "examples": len(data.examples), "files": data.files, "per_example": per_example}
     return results
 
 

@@ -32,9 +32,7 @@ import time
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
-
-import yaml
+from typing import Any, Callable, Literal
 
 from intertask.config import ExperimentConfig, StageConfig, apply_overrides, from_dict, load_yaml, to_dict
 from intertask.errors import ConfigError, closest

@@ -21,7 +21,6 @@ scored with NDCG and Regret@k (:mod:`intertask.selection.ranking`).
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import time
 from collections import Counter
@@ -31,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from intertask.errors import ConfigError, IntertaskError
+from intertask.errors import ConfigError
 from intertask.selection.logme import logme
 from intertask.selection.ranking import ndcg_at_k, regret_at_k
 

@@ -32,6 +32,7 @@ from intertask.evaluation.metrics import Metric, accuracy, best_null_threshold, 
 from intertask.models.heads import MULTIPLE_CHOICE, SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION, Head, SpanQAHead
 from intertask.tasks import HubDataset, LocalFiles, Task, register
 from intertask.tasks import languages as L
+from intertask.tasks.span_qa import _hub_squad
 
 NLI_LABELS = readers.NLI_LABELS
 _HUB_NLI = {0: "entailment", 1: "neutral", 2: "contradiction"}
@@ -293,17 +294,6 @@ def _hub_qqp(r: dict) -> dict:
     return {"text_a": r["question1"], "text_b": r["question2"], "label": str(int(r["label"]))}
 
 
-def _hub_squad_v2(r: dict) -> dict:
-    answers = r["answers"]
-    return {
-        "id": r["id"],
-        "question": r["question"],
-        "context": r["context"],
-        "answers": {"text": list(answers["text"]), "answer_start": list(answers["answer_start"])},
-        "is_impossible": len(answers["text"]) == 0,
-    }
-
-
 def _hub_hellaswag(r: dict) -> dict:
     return {"id": str(r.get("ind", "")), "context": r["ctx"], "question": "", "choices": list(r["endings"]), "label": int(r["label"])}
 
@@ -398,7 +388,7 @@ register(
         languages=TRANSLATE_LANGUAGES,
         roles=_ROLES,
         local=_files(partial(readers.read_squad_json, version="2.0"), "squad/train-v2.0.json|squad_v2/train-v2.0.json", "squad/dev-v2.0.json|squad_v2/dev-v2.0.json"),
-        hub=HubDataset(path="rajpurkar/squad_v2", name=None, splits={"train": "train", "dev": "validation"}, to_example=_hub_squad_v2),
+        hub=HubDataset(path="rajpurkar/squad_v2", name=None, splits={"train": "train", "dev": "validation"}, to_example=_hub_squad),
         source="SQuAD 2.0 JSON (train-v2.0.json, dev-v2.0.json) or rajpurkar/squad_v2",
         license="CC BY-SA 4.0",
     )

@@ -38,11 +38,11 @@ from intertask.config import MLMConfig, StageConfig, to_dict
 from intertask.data.batching import length_sorted_batches
 from intertask.data.loading import has_data, load_examples
 from intertask.errors import ConfigError
-from intertask.io import read_json, write_json_atomic
+from intertask.io import write_json_atomic
 from intertask.models.loading import MODEL_DIR, build_model, checkpoint_dir, load_tokenizer, resolve_model
 from intertask.progress import log, progress_bar
 from intertask.tasks import get_task
-from intertask.training.recipe import STAGE_FILE, EpochBatches, StageContext, _no_decay, configure_model, resolve_mixed_precision
+from intertask.training.recipe import STAGE_FILE, EpochBatches, StageContext, _no_decay, completed_stage, configure_model, resolve_mixed_precision
 
 MLM = "mlm"
 
@@ -231,9 +231,8 @@ def run_mlm_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: 
     """Continue MLM training of the encoder; writes model/ (encoder + MLM head) and stage.json."""
     stage_dir = Path(stage_dir)
     done = stage_dir / STAGE_FILE
-    if done.is_file():
-        log(f"[dim]{role} stage {MLM}: complete in {stage_dir}, reusing it[/dim]")
-        return read_json(done)
+    if (finished := completed_stage(stage_dir, role, MLM)) is not None:
+        return finished
     validate_mlm_stage(stage, role, ctx.data_dir, ctx.data_source, check_data=False)
     started = time.time()
     cfg = stage.mlm or MLMConfig()

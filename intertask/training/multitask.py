@@ -34,11 +34,11 @@ from intertask.data.batching import length_grouped_batches
 from intertask.data.loading import has_data, load_examples
 from intertask.errors import ConfigError
 from intertask.evaluation.evaluate import evaluate_examples
-from intertask.io import read_json, write_json_atomic
+from intertask.io import write_json_atomic
 from intertask.models.loading import MODEL_DIR, build_model, load_tokenizer
 from intertask.progress import log, progress_bar
 from intertask.tasks import get_task
-from intertask.training.recipe import STAGE_FILE, StageContext, _no_decay, configure_model, fit_task_to_data, resolve_mixed_precision
+from intertask.training.recipe import STAGE_FILE, StageContext, _no_decay, completed_stage, configure_model, fit_task_to_data, resolve_mixed_precision
 
 MULTITASK = "multitask"
 HEADS_DIR = "heads"
@@ -207,9 +207,8 @@ def run_multitask_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, 
     """Train the shared encoder on every task of `stage.tasks`; writes model/, heads/ and stage.json."""
     stage_dir = Path(stage_dir)
     done = stage_dir / STAGE_FILE
-    if done.is_file():
-        log(f"[dim]{role} stage {MULTITASK}: complete in {stage_dir}, reusing it[/dim]")
-        return read_json(done)
+    if (finished := completed_stage(stage_dir, role, MULTITASK)) is not None:
+        return finished
     validate_multitask_stage(stage, role, ctx.data_dir, ctx.data_source, check_data=False)
 
     # ---------------------------------------------------------------- setup

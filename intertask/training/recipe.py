@@ -83,13 +83,21 @@ def resolve_mixed_precision(setting: str) -> str:
     return "no"  # CPU autocast is slower than fp32 for these models on most CPUs
 
 
+def completed_stage(stage_dir: Path, role: str, name: str) -> dict[str, Any] | None:
+    """The summary of a stage that already finished (stage.json is written last), else None."""
+    done = Path(stage_dir) / STAGE_FILE
+    if not done.is_file():
+        return None
+    log(f"[dim]{role} stage {name}: complete in {stage_dir}, reusing it[/dim]")
+    return read_json(done)
+
+
 def run_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str) -> dict[str, Any]:
     """Fine-tune `stage.task` and return the stage summary (also written to stage_dir/stage.json)."""
     stage_dir = Path(stage_dir)
     done = stage_dir / STAGE_FILE
-    if done.is_file():
-        log(f"[dim]{role} stage {stage.task}: complete in {stage_dir}, reusing it[/dim]")
-        return read_json(done)
+    if (finished := completed_stage(stage_dir, role, stage.task)) is not None:
+        return finished
 
     # ---------------------------------------------------------------- setup
     started = time.time()

@@ -127,6 +127,9 @@ class StageConfig:
     # Write a resumable checkpoint (weights, optimiser, scheduler, data position, RNG) every N
     # optimiser steps (None: at every evaluation). SIGTERM/SIGINT also write one before exiting.
     checkpoint_every_steps: int | None = None
+    # On CUDA out-of-memory, restart the stage with half the batch and twice the gradient
+    # accumulation (same effective batch) instead of failing with the OOM message.
+    auto_batch_backoff: bool = False
     # Training data-loader worker processes (0: collate in the training process; padding is cheap).
     dataloader_workers: int = 0
     # Start the encoder from this checkpoint (heads are dropped). The pipeline fills it with the

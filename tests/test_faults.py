@@ -178,3 +178,25 @@ def test_cuda_out_of_memory_message_names_the_batch(monkeypatch):
     with pytest.raises(TrainingOutOfMemory, match=r"batch_size=16 \(input shape \(16, 256\).*batch_size=8 gradient_accumulation_steps=2"):
         with oom_guard(batch, StageConfig(task="panx", batch_size=16)):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_auto_batch_backoff_keeps_the_effective_batch(tiny_model, sample_data, tmp_path, monkeypatch):
+    """A (simulated) CUDA OOM on batches over 4 rows: the stage restarts at 4 x 2 accumulation and completes."""
+    from transformers import XLMRobertaForTokenClassification
+
+    from intertask.config import ModelConfig, StageConfig
+    from intertask.training.recipe import StageContext, run_stage
+
+    forward = XLMRobertaForTokenClassification.forward
+
+    def small_memory(self, *args, **kwargs):
+        if self.training and kwargs["input_ids"].shape[0] > 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(XLMRobertaForTokenClassification, "forward", small_memory)
+    ctx = StageContext(model=ModelConfig(name_or_path=str(tiny_model)), seed=1, data_dir=sample_data)
+    stage = StageConfig(task="panx", max_steps=3, max_train_samples=48, max_eval_samples=8, batch_size=8, auto_batch_backoff=True)
+    summary = run_stage(stage, ctx, tmp_path / "stage", "target")
+    assert summary["steps"] == 3
+    assert (summary["config"]["batch_size"], summary["config"]["gradient_accumulation_steps"]) == (4, 2)

@@ -7,6 +7,7 @@ The best checkpoint is chosen on the task's English dev set only (strict zero-sh
 from __future__ import annotations
 
 import functools
+import dataclasses
 import itertools
 import math
 import time
@@ -93,7 +94,27 @@ def completed_stage(stage_dir: Path, role: str, name: str) -> dict[str, Any] | N
 
 
 def run_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str) -> dict[str, Any]:
-    """Fine-tune `stage.task` and return the stage summary (also written to stage_dir/stage.json)."""
+    """Fine-tune `stage.task` and return the stage summary (also written to stage_dir/stage.json).
+
+    With `auto_batch_backoff`, a CUDA out-of-memory error restarts the stage with half the batch and
+    twice the gradient accumulation (the same effective batch), down to batch size 1.
+    """
+    while True:
+        try:
+            return _train_stage(stage, ctx, stage_dir, role)
+        except TrainingOutOfMemory:
+            if not stage.auto_batch_backoff or stage.batch_size == 1:
+                raise
+            smaller = dataclasses.replace(stage, batch_size=stage.batch_size // 2, gradient_accumulation_steps=stage.gradient_accumulation_steps * 2)
+            log(f"[yellow]{role} stage {stage.task}: out of memory at batch_size={stage.batch_size}; restarting with batch_size={smaller.batch_size} x {smaller.gradient_accumulation_steps} accumulation steps[/yellow]")
+            remove_checkpoints(stage_dir)  # their data positions belong to the old batch geometry
+            (Path(stage_dir) / BEST).unlink(missing_ok=True)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            stage = smaller
+
+
+def _train_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str) -> dict[str, Any]:
     stage_dir = Path(stage_dir)
     done = stage_dir / STAGE_FILE
     if (finished := completed_stage(stage_dir, role, stage.task)) is not None:

@@ -42,7 +42,7 @@ from intertask.io import write_json_atomic
 from intertask.models.loading import MODEL_DIR, build_model, checkpoint_dir, load_tokenizer, resolve_model
 from intertask.progress import log, progress_bar
 from intertask.tasks import get_task
-from intertask.training.recipe import STAGE_FILE, EpochBatches, StageContext, _no_decay, completed_stage, configure_model, resolve_mixed_precision
+from intertask.training.recipe import STAGE_FILE, EpochBatches, StageContext, _no_decay, backward_and_step, completed_stage, configure_model, resolve_mixed_precision
 
 MLM = "mlm"
 
@@ -288,12 +288,7 @@ def run_mlm_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: 
                 with accelerator.accumulate(model):
                     logits, gold = masked_logits(inner, batch)
                     loss = F.cross_entropy(logits.float(), gold)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(model.parameters(), stage.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
+                    backward_and_step(accelerator, model, loss, optimizer, scheduler, stage.max_grad_norm)
                 running += loss.item()
                 if not accelerator.sync_gradients:
                     continue

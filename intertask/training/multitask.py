@@ -38,7 +38,7 @@ from intertask.io import write_json_atomic
 from intertask.models.loading import MODEL_DIR, build_model, load_tokenizer
 from intertask.progress import log, progress_bar
 from intertask.tasks import get_task
-from intertask.training.recipe import STAGE_FILE, StageContext, _no_decay, completed_stage, configure_model, fit_task_to_data, resolve_mixed_precision
+from intertask.training.recipe import STAGE_FILE, StageContext, _no_decay, backward_and_step, completed_stage, configure_model, fit_task_to_data, resolve_mixed_precision
 
 MULTITASK = "multitask"
 HEADS_DIR = "heads"
@@ -275,12 +275,7 @@ def run_multitask_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, 
             batch = {k: v.to(device) for k, v in batch.items()}
             with accelerator.accumulate(model):
                 loss = model(name, **batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), stage.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
+                backward_and_step(accelerator, model, loss, optimizer, scheduler, stage.max_grad_norm)
             loss_sum[name] += loss.item()
             loss_n[name] += 1
             if not accelerator.sync_gradients:

@@ -208,12 +208,7 @@ def _train_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: s
                 meter["examples"] += int(batch["input_ids"].shape[0])
                 with accelerator.accumulate(model), oom_guard(batch, stage):
                     loss = model(**batch).loss
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(model.parameters(), stage.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
+                    backward_and_step(accelerator, model, loss, optimizer, scheduler, stage.max_grad_norm)
                 loss_value = loss.item()
                 running_loss += loss_value
                 loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
@@ -312,6 +307,17 @@ def configure_model(model: torch.nn.Module, cfg: ModelConfig) -> torch.nn.Module
 
 def _collate(head: Any, tokenizer: Any, rows: list[dict]) -> dict:
     return head.collate(rows, tokenizer)  # a module-level function: picklable for data-loader workers
+
+
+def backward_and_step(accelerator: Accelerator, model: torch.nn.Module, loss: torch.Tensor, optimizer, scheduler, max_grad_norm: float) -> None:
+    """One micro-batch of every stage runner (call inside ``accelerator.accumulate``): gradients are
+    clipped only when they are synchronised; accelerate skips the optimiser/scheduler step until then."""
+    accelerator.backward(loss)
+    if accelerator.sync_gradients:
+        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
 
 
 def _no_decay(name: str) -> bool:

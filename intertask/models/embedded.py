@@ -393,31 +393,28 @@ def build_tokenizer(f: E5File):
     return tok
 
 
+# The transformers names of XLM-R's special tokens (sep = eos, cls = bos), shared by both files below.
+_TOKEN_ROLES = {
+    "bos_token": _SPECIAL_TOKENS["bos"], "eos_token": _SPECIAL_TOKENS["eos"], "sep_token": _SPECIAL_TOKENS["eos"],
+    "cls_token": _SPECIAL_TOKENS["bos"], "unk_token": _SPECIAL_TOKENS["unk"], "pad_token": _SPECIAL_TOKENS["pad"],
+}  # fmt: skip
+
+
 def _tokenizer_config(max_length: int) -> dict:
     return {
         "tokenizer_class": "XLMRobertaTokenizer",
         "model_max_length": max_length,
         "add_prefix_space": True,
         "clean_up_tokenization_spaces": False,
-        "bos_token": "<s>",
-        "eos_token": "</s>",
-        "sep_token": "</s>",
-        "cls_token": "<s>",
-        "unk_token": "<unk>",
-        "pad_token": "<pad>",
-        "mask_token": "<mask>",
+        **_TOKEN_ROLES,
+        "mask_token": _SPECIAL_TOKENS["mask"],
     }
 
 
 def _special_tokens_map() -> dict:
     return {
-        "bos_token": "<s>",
-        "eos_token": "</s>",
-        "sep_token": "</s>",
-        "cls_token": "<s>",
-        "unk_token": "<unk>",
-        "pad_token": "<pad>",
-        "mask_token": {"content": "<mask>", "lstrip": True, "normalized": False, "rstrip": False, "single_word": False},
+        **_TOKEN_ROLES,
+        "mask_token": {"content": _SPECIAL_TOKENS["mask"], "lstrip": True, "normalized": False, "rstrip": False, "single_word": False},
     }
 
 

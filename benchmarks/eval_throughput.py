@@ -84,7 +84,7 @@ def run_baseline(args, model_dir: Path, data_dir: Path) -> dict:
         accuracies, n = [], 0
         for lang in LANGUAGES:
             examples = load_examples(task, "dev", lang, data_dir).examples
-            features = task.head.featurize(examples, tokenizer, task, args.seq_len, train=False)
+            features = task.head.featurize(examples, tokenizer, task.labels, args.seq_len, train=False)
             dataset = datasets.Dataset.from_list(features.inputs)
             output = trainer.predict(dataset)
             predictions = np.argmax(output.predictions, axis=-1)

@@ -94,7 +94,7 @@ def run_baseline(args, task, model_dir: str, data_dir: Path, workdir: Path, tag:
 
     tokenizer = load_tokenizer(model_dir)
     examples = load_examples(task, "train", "en", data_dir, max_samples=args.max_train_samples, seed=args.seed).examples
-    features = task.head.featurize(examples, tokenizer, task, args.seq_len, train=True)
+    features = task.head.featurize(examples, tokenizer, task.labels, args.seq_len, train=True)
     train_dataset = datasets.Dataset.from_list(features.inputs)
     set_seed(args.seed)
     model = build_model(task, model_dir)

@@ -178,6 +178,43 @@ class ExperimentConfig:
     evaluation: EvalConfig = field(default_factory=EvalConfig)
 
 
+# ----------------------------------------------------------------------------- executors (grids)
+
+
+@dataclass
+class SlurmConfig:
+    """Parameters of the SLURM jobs submitit submits (one job per run, as a job array)."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    gpus_per_node: int = 1
+    cpus_per_task: int = 8
+    mem_gb: int = 32
+    timeout_min: int = 240
+    # At most this many array jobs run at once (slurm_array_parallelism).
+    max_parallel: int = 16
+    # Shell lines run in the job before Python starts, e.g. "module load cuda", "source .venv/bin/activate".
+    setup: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExecutorConfig:
+    """How a grid runs its jobs (the ``executor:`` section of a grid preset; see intertask.executors)."""
+
+    # local: one run after another in this process; processes: `workers` worker processes on this
+    # machine (one per GPU, pinned with CUDA_VISIBLE_DEVICES, when GPUs exist); submitit: a cluster
+    # through submitit (SLURM; "local"/"debug" backends for testing).
+    kind: Literal["local", "processes", "submitit"] = "local"
+    workers: int = 0  # processes: 0 = one per visible GPU, or 2 without GPUs
+    cluster: Literal["slurm", "local", "debug"] = "slurm"  # submitit backend
+    folder: Path | None = None  # submitit logs and pickles; default <output_dir>/submitit
+    poll_seconds: float = 5.0
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+
+
+
 # ----------------------------------------------------------------------------- conversion
 
 

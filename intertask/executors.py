@@ -1,4 +1,4 @@
-"""Executors run grid jobs: in this process, in local worker processes, or on a cluster (submitit).
+"""Executors run grid jobs (:class:`Job`, executed by :func:`execute_job`): in this process, in local worker processes, or on a cluster (submitit).
 
 Every executor has the same interface: ``run(jobs, on_start)`` yields ``(job, result, error)`` as
 jobs finish (error is a traceback string or None), so one failing run never stops the grid.
@@ -12,11 +12,47 @@ import os
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Literal
 
+from intertask.config import ExecutorConfig, ExperimentConfig, from_dict
 from intertask.errors import ConfigError
-from intertask.grid import ExecutorConfig, Job, execute_job
+from intertask.io import stage_lock
+
+@dataclass
+class Job:
+    kind: Literal["intermediate", "run"]
+    label: str
+    config: dict[str, Any]  # to_dict(ExperimentConfig): plain, picklable
+    run_id: str | None = None
+
+    @property
+    def description(self) -> str:
+        return f"intermediate {self.label}" if self.kind == "intermediate" else f"run {self.label}"
+
+
+def execute_job(job: Job) -> dict[str, Any]:
+    """Run one job in this process (the executors call this, possibly on another machine)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    started = time.time()
+    cfg = from_dict(ExperimentConfig, job.config)
+    if job.kind == "intermediate":
+        from intertask import pipeline
+        from intertask.training.recipe import STAGE_FILE, StageContext
+
+        assert cfg.intermediate is not None
+        inter_dir = pipeline.intermediate_dir(cfg)
+        with stage_lock(inter_dir):
+            if not (inter_dir / STAGE_FILE).is_file():
+                ctx = StageContext(model=cfg.model, seed=cfg.seed, data_dir=Path(cfg.data_dir), data_source=cfg.data_source, mixed_precision=cfg.mixed_precision)
+                pipeline.run_intermediate_stage(cfg.intermediate, ctx, inter_dir)  # text, multi-task, MLM or multimodal
+        return {"kind": job.kind, "label": job.label, "dir": str(inter_dir), "seconds": round(time.time() - started, 1)}
+    from intertask.pipeline import run_experiment
+
+    records = run_experiment(cfg)
+    return {"kind": job.kind, "label": job.label, "run_ids": [r["run_id"] for r in records], "seconds": round(time.time() - started, 1)}
+
 
 Outcome = tuple[Job, "dict[str, Any] | None", "str | None"]
 OnStart = Callable[[Job], None]

@@ -34,8 +34,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from intertask.config import ExperimentConfig, StageConfig, apply_overrides, from_dict, load_yaml, to_dict
+from intertask.config import (  # noqa: F401  (ExecutorConfig, SlurmConfig: re-exported, grid presets' schema)
+    ExecutorConfig,
+    ExperimentConfig,
+    SlurmConfig,
+    StageConfig,
+    apply_overrides,
+    from_dict,
+    load_yaml,
+    to_dict,
+)
 from intertask.errors import ConfigError, closest
+from intertask.executors import Job, execute_job, make_executor  # noqa: F401  (Job, execute_job: re-exported)
 from intertask.io import stage_lock  # noqa: F401  (re-exported: the grid's lock)
 
 BASELINE = "baseline"  # same as intertask.results.table.BASELINE (not imported: keeps this module light)
@@ -44,37 +54,6 @@ SHORT_AXES = {"intermediate": "intermediate.task", "target": "target.task"}
 
 
 # ----------------------------------------------------------------------------- schema
-
-
-@dataclass
-class SlurmConfig:
-    """Parameters of the SLURM jobs submitit submits (one job per run, as a job array)."""
-
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    gpus_per_node: int = 1
-    cpus_per_task: int = 8
-    mem_gb: int = 32
-    timeout_min: int = 240
-    # At most this many array jobs run at once (slurm_array_parallelism).
-    max_parallel: int = 16
-    # Shell lines run in the job before Python starts, e.g. "module load cuda", "source .venv/bin/activate".
-    setup: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ExecutorConfig:
-    # local: one run after another in this process; processes: `workers` worker processes on this
-    # machine (one per GPU, pinned with CUDA_VISIBLE_DEVICES, when GPUs exist); submitit: a cluster
-    # through submitit (SLURM; "local"/"debug" backends for testing).
-    kind: Literal["local", "processes", "submitit"] = "local"
-    workers: int = 0  # processes: 0 = one per visible GPU, or 2 without GPUs
-    cluster: Literal["slurm", "local", "debug"] = "slurm"  # submitit backend
-    folder: Path | None = None  # submitit logs and pickles; default <output_dir>/submitit
-    poll_seconds: float = 5.0
-    slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
 
 @dataclass
@@ -291,44 +270,7 @@ def run_id(cfg: ExperimentConfig) -> str:
     return pipeline_run_id(cfg, arm_of(cfg.intermediate))
 
 
-# ----------------------------------------------------------------------------- locking
-
-
-# ----------------------------------------------------------------------------- jobs
-
-
-@dataclass
-class Job:
-    kind: Literal["intermediate", "run"]
-    label: str
-    config: dict[str, Any]  # to_dict(ExperimentConfig): plain, picklable
-    run_id: str | None = None
-
-    @property
-    def description(self) -> str:
-        return f"intermediate {self.label}" if self.kind == "intermediate" else f"run {self.label}"
-
-
-def execute_job(job: Job) -> dict[str, Any]:
-    """Run one job in this process (the executors call this, possibly on another machine)."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    started = time.time()
-    cfg = from_dict(ExperimentConfig, job.config)
-    if job.kind == "intermediate":
-        from intertask import pipeline
-        from intertask.training.recipe import STAGE_FILE, StageContext
-
-        assert cfg.intermediate is not None
-        inter_dir = pipeline.intermediate_dir(cfg)
-        with stage_lock(inter_dir):
-            if not (inter_dir / STAGE_FILE).is_file():
-                ctx = StageContext(model=cfg.model, seed=cfg.seed, data_dir=Path(cfg.data_dir), data_source=cfg.data_source, mixed_precision=cfg.mixed_precision)
-                pipeline.run_intermediate_stage(cfg.intermediate, ctx, inter_dir)  # text, multi-task, MLM or multimodal
-        return {"kind": job.kind, "label": job.label, "dir": str(inter_dir), "seconds": round(time.time() - started, 1)}
-    from intertask.pipeline import run_experiment
-
-    records = run_experiment(cfg)
-    return {"kind": job.kind, "label": job.label, "run_ids": [r["run_id"] for r in records], "seconds": round(time.time() - started, 1)}
+# ----------------------------------------------------------------------------- jobs (run by intertask.executors)
 
 
 def plan(grid: Grid, store_path: Path | None = None) -> tuple[list[Job], list[Job], list[Run]]:
@@ -356,9 +298,6 @@ def plan(grid: Grid, store_path: Path | None = None) -> tuple[list[Job], list[Jo
     return list(inter_jobs.values()), run_jobs, done
 
 
-# ----------------------------------------------------------------------------- executors (see intertask.executors)
-
-
 @dataclass
 class GridOutcome:
     total: int
@@ -370,7 +309,6 @@ class GridOutcome:
 
 def run_grid(grid: Grid, executor: Any | None = None, show_progress: bool = True, write: Callable[[str], None] | None = None) -> GridOutcome:
     """Run what is left of the grid: shared intermediates first, then every run."""
-    from intertask.executors import make_executor
     from intertask.io import write_json_atomic
 
     started = time.time()

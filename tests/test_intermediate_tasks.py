@@ -122,7 +122,7 @@ def test_multiple_choice_shapes(name, inter_data, tiny_model):
     task = get_task(name)
     examples = load_examples(task, "dev", "en", inter_data).examples[:3]
     tok = load_tokenizer(str(tiny_model))
-    feats = task.head.featurize(examples, tok, task, 64, train=False)
+    feats = task.head.featurize(examples, tok, task.labels, 64, train=False)
     batch = task.head.collate(feats.inputs, tok)
     n = {"hellaswag": 4, "cosmosqa": 4, "siqa": 3, "commonsenseqa": 5}[name]
     assert batch["input_ids"].shape[:2] == (3, n)

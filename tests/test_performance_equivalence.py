@@ -31,7 +31,7 @@ def test_cached_features_identical(tmp_path, tiny_model, sample_data, task_name,
     tokenizer = load_tokenizer(tiny_model)
     split = "dev"
     data = load_examples(task, split, "en", sample_data, max_samples=max_samples, seed=3)
-    plain = task.head.featurize(data.examples, tokenizer, task, 128, train=False, doc_stride=32)
+    plain = task.head.featurize(data.examples, tokenizer, task.labels, 128, train=False, doc_stride=32)
     clear_memory()
     written = featurize_cached(task, data.examples, tokenizer, 128, False, 32, split, "en", data.files, root=tmp_path, min_examples=0)
     assert len(list(tmp_path.iterdir())) == 1  # one entry on disk
@@ -64,7 +64,7 @@ def test_length_sorted_eval_matches_dataset_order(tiny_model, sample_data, task_
     tokenizer = load_tokenizer(tiny_model)
     model = _seq_model(tiny_model, task_name)
     data = load_examples(task, "dev", "ru", sample_data, max_samples=120, seed=0)
-    features = task.head.featurize(data.examples, tokenizer, task, 128, train=False)
+    features = task.head.featurize(data.examples, tokenizer, task.labels, 128, train=False)
     ours = predict(model, tokenizer, task, features, 64, torch.device("cpu"))
     baseline = []
     with torch.inference_mode():
@@ -78,8 +78,8 @@ def test_length_sorted_eval_matches_dataset_order(tiny_model, sample_data, task_
         else:  # token argmax: compare the real (non-padding) positions
             n = min(len(a), len(b))
             assert (a[:n] == b[:n]).mean() > 0.999
-    m_ours = task.compute_metrics(*task.head.postprocess(data.examples, features, ours, task), "ru")
-    m_base = task.compute_metrics(*task.head.postprocess(data.examples, features, baseline, task), "ru")
+    m_ours = task.compute_metrics(*task.head.postprocess(data.examples, features, ours, task.labels), "ru")
+    m_base = task.compute_metrics(*task.head.postprocess(data.examples, features, baseline, task.labels), "ru")
     assert m_ours == pytest.approx(m_base, abs=1e-4)
 
 
@@ -90,7 +90,7 @@ def _loss_after_steps(tiny_model, sample_data, steps=3, attn="sdpa", fused=False
     task = get_task("xnli")
     tokenizer = load_tokenizer(tiny_model)
     data = load_examples(task, "dev", "en", sample_data, max_samples=48, seed=0)
-    features = task.head.featurize(data.examples, tokenizer, task, 64, train=True)
+    features = task.head.featurize(data.examples, tokenizer, task.labels, 64, train=True)
     torch.manual_seed(0)
     model = build_model(task, str(tiny_model))
     configure_model(model, ModelConfig(name_or_path=str(tiny_model), attn_implementation=attn, torch_compile=compile_model))

@@ -34,3 +34,14 @@ def test_first_tasks_of_the_foundation():
     assert get_task("tatoeba").head.name == "retrieval"
     assert get_task("squad_v1").can_play("intermediate")
     assert "ru" in get_task("xnli").languages and get_task("xnli").train_task == "mnli"
+
+
+def test_multimodal_tasks_are_records_of_the_one_registry():
+    from intertask.multimodal.tasks import MultimodalTask, multimodal_spec
+    from intertask.tasks import register
+
+    spec = multimodal_spec("coco_captioning")
+    assert isinstance(spec, MultimodalTask) and get_task("coco_captioning") is spec and spec.kind == "captioning"
+    assert multimodal_spec("panx") is None and multimodal_spec("no_such_task") is None
+    with pytest.raises(ValueError, match="task 'coco_captioning' is already registered"):
+        register(spec)  # no silent re-registration

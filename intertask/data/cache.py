@@ -118,7 +118,7 @@ def featurize_cached(
     root: Path | None | str = "env",
     min_examples: int | None = None,
 ) -> "Features":
-    """``task.head.featurize(examples, tokenizer, task, max_length, train, doc_stride)``, through the cache."""
+    """``task.head.featurize(examples, tokenizer, task.labels, max_length, train, doc_stride)``, through the cache."""
     head = task.head
     key = feature_key(task, tokenizer, examples, max_length, train, doc_stride, split, language)
     with _memory_lock:
@@ -133,13 +133,13 @@ def featurize_cached(
         entry = directory / f"{task.name}-{split or 'x'}-{language or 'x'}-{key}"
         features = _read(entry)
         if features is None:
-            features = head.featurize(examples, tokenizer, task, max_length, train=train, doc_stride=doc_stride)
+            features = head.featurize(examples, tokenizer, task.labels, max_length, train=train, doc_stride=doc_stride)
             try:
                 _write(entry, features, {"task": task.name, "split": split, "language": language, "files": _files_meta(files), "max_length": max_length, "doc_stride": doc_stride, "train": bool(train), "rows": len(features)})
             except OSError as exc:  # a full or read-only disk must not stop the run
                 log(f"[yellow]feature cache: could not write {entry}: {exc}[/yellow]")
     if features is None:
-        features = head.featurize(examples, tokenizer, task, max_length, train=train, doc_stride=doc_stride)
+        features = head.featurize(examples, tokenizer, task.labels, max_length, train=train, doc_stride=doc_stride)
     with _memory_lock:
         _memory[key] = features
         while len(_memory) > MEMORY_ENTRIES:

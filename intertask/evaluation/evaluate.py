@@ -52,7 +52,7 @@ def predict_examples(model, tokenizer, task: "Task", examples: Sequence[dict], l
 
     features = featurize_cached(task, examples, tokenizer, max_length, False, doc_stride, "eval", language)
     raw = predict(model, tokenizer, task, features, batch_size, device, description)
-    predictions, references = task.head.postprocess(examples, features, raw, task)
+    predictions, references = task.head.postprocess(examples, features, raw, task.labels)
     return task.compute_metrics(predictions, references, language), predictions, references
 
 

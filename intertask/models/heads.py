@@ -3,13 +3,18 @@
 A head knows the transformers model class, the featurisation (tokenise once, keep what is needed to
 map outputs back to examples), and the post-processing. It is shared by every task of that type;
 the task record points at its head and its metrics.
+
+Heads never see the task record: what they need of it is its label names (``task.labels``; empty for
+span QA and multiple choice), passed as ``labels``. Callers normally go through
+:func:`intertask.models.loading.build_model` and :func:`intertask.data.cache.featurize_cached`,
+which take the task.
 """
 
 from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -23,10 +28,14 @@ from transformers import (
 
 from intertask.errors import ConfigError
 
-if TYPE_CHECKING:
-    from intertask.tasks.base import Task
-
 IGNORE_INDEX = -100
+Labels = Sequence[str]
+
+
+def label_names(labels: Any) -> tuple[str, ...]:
+    """The label names as a tuple. Callers written before heads took labels pass the task record
+    itself; anything with a ``labels`` attribute is accepted for them (no import of the record)."""
+    return tuple(labels.labels) if hasattr(labels, "labels") else tuple(labels)
 
 
 @dataclass
@@ -48,14 +57,16 @@ class Head:
     name: str
     model_class: Any = None
 
-    def build_model(self, name_or_path: str, task: "Task"):
-        kwargs = self.model_kwargs(task)
+    def build_model(self, name_or_path: str, labels: Labels = ()):
+        kwargs = self.model_kwargs(labels)
         return self.model_class.from_pretrained(name_or_path, **kwargs)
 
-    def model_kwargs(self, task: "Task") -> dict:
+    def model_kwargs(self, labels: Labels) -> dict:
         return {}
 
-    def featurize(self, examples: Sequence[dict], tokenizer: PreTrainedTokenizerBase, task: "Task", max_length: int, train: bool, doc_stride: int = 128) -> Features:
+    def featurize(
+        self, examples: Sequence[dict], tokenizer: PreTrainedTokenizerBase, labels: Labels, max_length: int, train: bool, doc_stride: int = 128
+    ) -> Features:
         raise NotImplementedError
 
     def collate(self, rows: list[dict], tokenizer: PreTrainedTokenizerBase) -> dict[str, torch.Tensor]:
@@ -72,16 +83,17 @@ class Head:
         """What to keep from a forward pass during evaluation (numpy, per row)."""
         return outputs.logits.float().cpu().numpy()
 
-    def postprocess(self, examples: Sequence[dict], features: Features, raw: list[np.ndarray], task: "Task") -> tuple[Any, Any]:
+    def postprocess(self, examples: Sequence[dict], features: Features, raw: list[np.ndarray], labels: Labels) -> tuple[Any, Any]:
         """-> (predictions, references) in the shape the task's metrics take."""
         raise NotImplementedError
 
 
-def _label_kwargs(task: "Task") -> dict:
+def _label_kwargs(labels: Labels) -> dict:
+    labels = label_names(labels)
     return {
-        "num_labels": len(task.labels),
-        "id2label": dict(enumerate(task.labels)),
-        "label2id": {lab: i for i, lab in enumerate(task.labels)},
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {lab: i for i, lab in enumerate(labels)},
     }
 
 
@@ -89,10 +101,10 @@ class SequenceClassificationHead(Head):
     name = "sequence_classification"
     model_class = AutoModelForSequenceClassification
 
-    def model_kwargs(self, task):
-        return _label_kwargs(task)
+    def model_kwargs(self, labels):
+        return _label_kwargs(labels)
 
-    def featurize(self, examples, tokenizer, task, max_length, train, doc_stride=128):
+    def featurize(self, examples, tokenizer, labels, max_length, train, doc_stride=128):
         text_b = [e["text_b"] for e in examples]
         enc = tokenizer(
             [e["text_a"] for e in examples],
@@ -100,7 +112,7 @@ class SequenceClassificationHead(Head):
             truncation=True,
             max_length=max_length,
         )
-        label2id = {lab: i for i, lab in enumerate(task.labels)}
+        label2id = {lab: i for i, lab in enumerate(label_names(labels))}
         inputs = []
         for i, ex in enumerate(examples):
             row = {"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i]}
@@ -108,8 +120,9 @@ class SequenceClassificationHead(Head):
             inputs.append(row)
         return Features(inputs, list(range(len(examples))), {})
 
-    def postprocess(self, examples, features, raw, task):
-        predictions = [task.labels[int(np.argmax(r))] for r in raw]
+    def postprocess(self, examples, features, raw, labels):
+        labels = label_names(labels)
+        predictions = [labels[int(np.argmax(r))] for r in raw]
         return predictions, [e["label"] for e in examples]
 
 
@@ -119,12 +132,12 @@ class TokenClassificationHead(Head):
     name = "token_classification"
     model_class = AutoModelForTokenClassification
 
-    def model_kwargs(self, task):
-        return _label_kwargs(task)
+    def model_kwargs(self, labels):
+        return _label_kwargs(labels)
 
-    def featurize(self, examples, tokenizer, task, max_length, train, doc_stride=128):
+    def featurize(self, examples, tokenizer, labels, max_length, train, doc_stride=128):
         enc = tokenizer([e["tokens"] for e in examples], is_split_into_words=True, truncation=True, max_length=max_length)
-        label2id = {lab: i for i, lab in enumerate(task.labels)}
+        label2id = {lab: i for i, lab in enumerate(label_names(labels))}
         inputs, word_ids_all = [], []
         for i, ex in enumerate(examples):
             word_ids = enc.word_ids(i)
@@ -142,17 +155,18 @@ class TokenClassificationHead(Head):
     def gather(self, outputs):
         return outputs.logits.argmax(-1).cpu().numpy()
 
-    def postprocess(self, examples, features, raw, task):
+    def postprocess(self, examples, features, raw, labels):
+        labels = label_names(labels)
         predictions = []
         for ex, word_ids, row in zip(examples, features.extra["word_ids"], raw):
             # Words cut off by truncation or with no sub-token get the outside tag "O"
             # (XTREME does the same), so predictions always align with the gold tags.
-            tags = ["O" if "O" in task.labels else task.labels[0]] * len(ex["tags"])
+            tags = ["O" if "O" in labels else labels[0]] * len(ex["tags"])
             seen = set()
             for pos, w in enumerate(word_ids):
                 if w is not None and w not in seen:
                     seen.add(w)
-                    tags[w] = task.labels[int(row[pos])]
+                    tags[w] = labels[int(row[pos])]
             predictions.append(tags)
         return predictions, [e["tags"] for e in examples]
 
@@ -170,7 +184,7 @@ class SpanQAHead(Head):
         self.allow_null = allow_null
         self.name = "span_qa_with_null" if allow_null else "span_qa"
 
-    def featurize(self, examples, tokenizer, task, max_length, train, doc_stride=128):
+    def featurize(self, examples, tokenizer, labels, max_length, train, doc_stride=128):
         questions = self._cut_questions([e["question"].lstrip() for e in examples], tokenizer)
         longest = max(len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]) if questions else 0
         # The tokenizer needs stride < the room left for the context in each window.
@@ -227,7 +241,7 @@ class SpanQAHead(Head):
     def gather(self, outputs):
         return np.stack([outputs.start_logits.float().cpu().numpy(), outputs.end_logits.float().cpu().numpy()], axis=1)
 
-    def postprocess(self, examples, features, raw, task):
+    def postprocess(self, examples, features, raw, labels):
         by_example: dict[int, list[int]] = collections.defaultdict(list)
         for row, ex_idx in enumerate(features.example_index):
             by_example[ex_idx].append(row)
@@ -263,7 +277,7 @@ class MultipleChoiceHead(Head):
     name = "multiple_choice"
     model_class = AutoModelForMultipleChoice
 
-    def featurize(self, examples, tokenizer, task, max_length, train, doc_stride=128):
+    def featurize(self, examples, tokenizer, labels, max_length, train, doc_stride=128):
         firsts, seconds = [], []
         for ex in examples:
             for choice in ex["choices"]:
@@ -295,7 +309,7 @@ class MultipleChoiceHead(Head):
         out["labels"] = torch.tensor([r["labels"] for r in rows])
         return out
 
-    def postprocess(self, examples, features, raw, task):
+    def postprocess(self, examples, features, raw, labels):
         return [int(np.argmax(r)) for r in raw], [int(e["label"]) for e in examples]
 
 

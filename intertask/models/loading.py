@@ -77,7 +77,7 @@ def build_model(task: "Task", model_name: str | Path, init_encoder_from: Path | 
     Encoder-only hand-off: the head is always newly initialised, even when the previous stage had a
     head of the same shape (MNLI -> XNLI), so nothing but the encoder carries over.
     """
-    model = task.head.build_model(resolve_model(model_name), task)
+    model = task.head.build_model(resolve_model(model_name), task.labels)
     if init_encoder_from is not None:
         state = encoder_state_dict(init_encoder_from, model.base_model_prefix)
         result = model.base_model.load_state_dict(state, strict=False)

@@ -15,29 +15,34 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Mapping
 
 from intertask.data import readers
 from intertask.errors import ConfigError
 from intertask.evaluation.metrics import accuracy
 from intertask.models.heads import SEQUENCE_CLASSIFICATION, Head
 from intertask.multimodal.metrics import retrieval_recall, vqa_accuracy
-from intertask.tasks import LocalFiles, Task, get_task, register
+from intertask.tasks.base import LocalFiles, Task
+from intertask.tasks.registry import TASKS, get_task, register
 
 
 @dataclass(frozen=True)
-class MultimodalSpec:
-    kind: Literal["captioning", "vqa"]
-    image_dir: str  # default folder of the images, relative to data_dir (multimodal.image_dir overrides it)
+class MultimodalTask(Task):
+    """The record of a multimodal intermediate task: a `Task` plus what the multimodal stage needs."""
+
+    kind: Literal["captioning", "vqa"] = "captioning"
+    image_dir: str = ""  # default folder of the images, relative to data_dir (multimodal.image_dir overrides it)
     # Multi30k: task1 (one caption per image, translations) files per extra caption language
-    extra_caption_files: dict[str, tuple[str, str]] | None = None
+    extra_caption_files: Mapping[str, tuple[str, str]] | None = None
 
 
-MULTIMODAL: dict[str, MultimodalSpec] = {}
+MultimodalSpec = MultimodalTask  # the name used before the spec became the task record
 
 
-def multimodal_spec(task_name: str) -> MultimodalSpec | None:
-    return MULTIMODAL.get(task_name)
+def multimodal_spec(task_name: str) -> MultimodalTask | None:
+    """The multimodal record called `task_name`, or None when there is no such multimodal task."""
+    task = get_task(task_name) if task_name in TASKS else None
+    return task if isinstance(task, MultimodalTask) else None
 
 
 class MultimodalHead(Head):
@@ -48,8 +53,8 @@ class MultimodalHead(Head):
     def __init__(self, name: str):
         self.name = name
 
-    def build_model(self, name_or_path, task):  # pragma: no cover - guarded by the pipeline's dispatch
-        raise ConfigError(f"task {task.name} is multimodal: it runs through intertask.multimodal.stage.run_multimodal_stage")
+    def build_model(self, name_or_path, labels=()):  # pragma: no cover - guarded by the pipeline's dispatch
+        raise ConfigError(f"{self.name} tasks are multimodal: they run through intertask.multimodal.stage.run_multimodal_stage")
 
 
 CAPTIONING = MultimodalHead("captioning")
@@ -133,23 +138,17 @@ def _paraphrase_reader(caption_reader):
 # ----------------------------------------------------------------------------- records
 
 
-def _register(name: str, kind: str, description: str, local: LocalFiles, languages: tuple[str, ...], image_dir: str, source: str, license: str, extra=None) -> None:
-    if name in _registered():
-        return
+def _register(
+    name: str, kind: str, description: str, local: LocalFiles, languages: tuple[str, ...], image_dir: str, source: str, license: str, extra=None
+) -> None:
     head, metric = (CAPTIONING, retrieval_recall) if kind == "captioning" else (VQA, vqa_accuracy)
-    register(Task(name=name, description=description, head=head, metrics=(metric,), main_metric=metric.primary, languages=languages,
-                  roles=frozenset({"intermediate"}), local=local, source=source, license=license))  # fmt: skip
-    MULTIMODAL[name] = MultimodalSpec(kind, image_dir, extra)  # type: ignore[arg-type]
+    register(MultimodalTask(name=name, description=description, head=head, metrics=(metric,), main_metric=metric.primary, languages=languages,
+                            roles=frozenset({"intermediate"}), local=local, source=source, license=license,
+                            kind=kind, image_dir=image_dir, extra_caption_files=extra))  # type: ignore[arg-type]  # fmt: skip
     if kind == "captioning":
         register(Task(name=f"{name}_paraphrase", description=f"{name} captions as paraphrase pairs (same image or not): the size-matched text control",
                       head=SEQUENCE_CLASSIFICATION, metrics=(accuracy,), main_metric="accuracy", languages=languages, roles=frozenset({"intermediate"}),
                       labels=("0", "1"), local=LocalFiles(files=local.files, reader=_paraphrase_reader(local.reader)), source=source, license=license))  # fmt: skip
-
-
-def _registered() -> set[str]:
-    from intertask.tasks import TASKS
-
-    return set(TASKS)
 
 
 _M30K = "multimodal/multi30k"
@@ -198,7 +197,7 @@ _register(
 
 def load_extra_captions(task_name: str, languages: list[str], data_dir: Path, on_bad_example: str = "error") -> tuple[list[dict], list[str]]:
     """Multi30k task 1 captions of the training images in more languages -> (examples, files)."""
-    spec = MULTIMODAL.get(task_name)
+    spec = multimodal_spec(task_name)
     if not languages:
         return [], []
     if spec is None or not spec.extra_caption_files:
@@ -220,9 +219,9 @@ def text_task_for(task_name: str, text_task: str | None) -> Task:
     """The size-matched text control's task: `text_task`, or the captions as paraphrase pairs."""
     if text_task:
         return get_task(text_task)
-    if f"{task_name}_paraphrase" in _registered():
+    if f"{task_name}_paraphrase" in TASKS:
         return get_task(f"{task_name}_paraphrase")
     raise ConfigError(f"multimodal.control=text_matched: set multimodal.text_task for {task_name} (e.g. squad_v1 or mnli)")
 
 
-__all__ = ["MULTIMODAL", "MultimodalSpec", "multimodal_spec", "caption_pairs", "text_task_for", "load_extra_captions"]
+__all__ = ["MultimodalTask", "MultimodalSpec", "multimodal_spec", "caption_pairs", "text_task_for", "load_extra_captions"]

@@ -30,7 +30,8 @@ from intertask.data.readers import ReadResult, _Bad, _get, _jsonl_records, _look
 from intertask.errors import DataFormatError
 from intertask.evaluation.metrics import Metric, accuracy, best_null_threshold, squad_v2_scores
 from intertask.models.heads import MULTIPLE_CHOICE, SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION, Head, SpanQAHead
-from intertask.tasks import HubDataset, LocalFiles, Task, register
+from intertask.tasks.base import HubDataset, LocalFiles, Task
+from intertask.tasks.registry import register
 from intertask.tasks import languages as L
 from intertask.tasks.span_qa import _hub_squad
 
@@ -193,8 +194,8 @@ class SquadV2Head(SpanQAHead):
     def __init__(self) -> None:
         super().__init__(allow_null=True)
 
-    def postprocess(self, examples, features, raw, task):
-        predictions, references = super().postprocess(examples, features, raw, task)
+    def postprocess(self, examples, features, raw, labels):
+        predictions, references = super().postprocess(examples, features, raw, labels)
         by_example: dict[int, list[int]] = {}
         for row, ex_idx in enumerate(features.example_index):
             by_example.setdefault(ex_idx, []).append(row)

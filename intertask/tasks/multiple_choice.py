@@ -3,7 +3,8 @@
 from intertask.data import readers
 from intertask.evaluation.metrics import accuracy
 from intertask.models.heads import MULTIPLE_CHOICE
-from intertask.tasks import HubDataset, Task, register
+from intertask.tasks.base import HubDataset, Task
+from intertask.tasks.registry import register
 from intertask.tasks import languages as L
 from intertask.tasks.formats import TargetFiles
 

@@ -3,7 +3,8 @@
 from intertask.data import readers
 from intertask.evaluation.metrics import bucc_f1, map_at_k, retrieval_accuracy
 from intertask.models.heads import RETRIEVAL
-from intertask.tasks import HubDataset, LocalFiles, Task, register
+from intertask.tasks.base import HubDataset, LocalFiles, Task
+from intertask.tasks.registry import register
 from intertask.tasks import languages as L
 from intertask.tasks.formats import TargetFiles, read_bucc_corpus, read_lareqa, read_mewslix, read_mewslix_pairs
 

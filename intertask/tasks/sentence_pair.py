@@ -5,7 +5,8 @@ from functools import partial
 from intertask.data import readers
 from intertask.evaluation.metrics import accuracy
 from intertask.models.heads import SEQUENCE_CLASSIFICATION
-from intertask.tasks import HubDataset, LocalFiles, Task, register
+from intertask.tasks.base import HubDataset, LocalFiles, Task
+from intertask.tasks.registry import register
 from intertask.tasks import languages as L
 from intertask.tasks.formats import TargetFiles
 

@@ -5,7 +5,8 @@ from functools import partial
 from intertask.data import readers
 from intertask.evaluation.metrics import pos_f1, seqeval_f1
 from intertask.models.heads import TOKEN_CLASSIFICATION
-from intertask.tasks import HubDataset, LocalFiles, Task, register
+from intertask.tasks.base import HubDataset, LocalFiles, Task
+from intertask.tasks.registry import register
 from intertask.tasks import languages as L
 from intertask.tasks.formats import TargetFiles, read_ud_pos
 

@@ -29,6 +29,7 @@ from intertask.results.stats import save_example_scores
 from intertask.results.store import ResultsStore, git_hash
 from intertask.results.table import BASELINE, markdown_table, rich_table
 from intertask.tasks import get_task
+from intertask.tasks.retrieval import RetrievalTask
 from intertask.training.checkpoint import fault_point
 from intertask.training.recipe import StageContext, run_stage
 
@@ -62,7 +63,7 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
         notes += validate_multimodal_stage(stage, role, Path(cfg.data_dir), check_data)  # captioning / VQA checks
         if not task.can_play(role):
             raise ConfigError(f"{role}.task: task {task.name} cannot be used as {role} task (roles: {', '.join(sorted(task.roles))})")
-        if task.head.name == "retrieval":
+        if isinstance(task, RetrievalTask):
             raise ConfigError(f"{role}.task: {task.name} is a retrieval task (no training); list it in evaluation.retrieval_tasks")
         if stage.language not in task.languages:
             raise ConfigError(f"{role}.language: task {task.name} has no language {stage.language!r}")
@@ -79,7 +80,7 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
     notes.append(f"{target.name}: zero-shot evaluation on {', '.join(langs) or 'every language'} ({cfg.evaluation.split})")
     for name in cfg.evaluation.retrieval_tasks:
         task = get_task(name)
-        if task.head.name != "retrieval":
+        if not isinstance(task, RetrievalTask):
             raise ConfigError(f"evaluation.retrieval_tasks: {name} is not a retrieval task")
         split = retrieval_split(task, cfg.evaluation.split)
         rlangs = pick_languages(task, cfg.evaluation.retrieval_languages, split, cfg.data_dir, "local") if check_data else cfg.evaluation.retrieval_languages

@@ -18,10 +18,10 @@ from intertask.evaluation.metrics import (
     map_at_k,
     mlqa_scores,
     pos_f1,
-    retrieval_accuracy,
     seqeval_f1,
     squad_scores,
     squad_v2_scores,
+    tatoeba_accuracy,
 )
 
 approx = pytest.approx
@@ -246,9 +246,16 @@ def test_map_at_20():
 # --------------------------------------------------------------------------- Tatoeba
 
 
-def test_retrieval_accuracy_metric():
-    src = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.1]])
-    tgt = np.array([[1.0, 0.05], [0.1, 1.0]])
-    # Nearest targets: row 0 -> 0, row 1 -> 1, row 2 -> 0 (cosine ignores the scale).
-    assert retrieval_accuracy(src, tgt, gold_index=[0, 1, 0]) == {"accuracy": 1.0}
-    assert retrieval_accuracy(src[:2], tgt) == {"accuracy": 1.0}  # default gold: row i <-> row i
+def test_tatoeba_accuracy_metric_is_what_the_record_declares():
+    from intertask.tasks import get_task
+
+    def unit(deg: float) -> list[float]:
+        return [float(np.cos(np.radians(deg))), float(np.sin(np.radians(deg)))]
+
+    src = np.array([unit(0), unit(90), unit(10)])  # xx sentences
+    tgt = np.array([unit(2), unit(88), unit(40)])  # their English translations, line-aligned
+    # src -> tgt: 10° -> 2° is wrong (2/3); tgt -> src (XTREME's direction, the headline): all right.
+    scores = tatoeba_accuracy(src, tgt)
+    assert scores == approx({"accuracy": 1.0, "accuracy_src2tgt": 2 / 3, "accuracy_tgt2src": 1.0})
+    tatoeba = get_task("tatoeba")
+    assert tatoeba.metrics == (tatoeba_accuracy,) and tatoeba.compute_metrics(src, tgt, "ru") == scores

@@ -216,6 +216,15 @@ def test_bucc_mining_both_layouts_and_cli(tiny_model, tmp_path, sample_data):
     assert json.loads(out.output)["languages"]["ru"]["f1"] == res["ru"]["f1"]
 
 
+def test_retrieval_procedure_comes_from_the_record(tiny_model, tmp_path, sample_data):
+    _bucc(tmp_path, "ru", True, sample_data)
+    renamed = dataclasses.replace(get_task("bucc"), name="my_mining_task")  # no dispatch on the name
+    res = evaluate_retrieval(renamed, tiny_model, ["ru"], tmp_path, split="dev", batch_size=16)["ru"]
+    assert res["threshold_from"] == "dev" and {"precision", "recall", "f1"} <= set(res) and res["gold_pairs"] == 8
+    with pytest.raises(ConfigError, match="xnli is not a retrieval task"):
+        evaluate_retrieval(get_task("xnli"), tiny_model, ["ru"], tmp_path)
+
+
 def _xquad_r(d: Path, lang: str, sentences: list[str]) -> None:
     """XQuAD-R: two paragraphs of three sentences, one question per paragraph answered by its 2nd sentence."""
     paragraphs = []
@@ -265,16 +274,16 @@ def test_mewslix_mentions_retrieve_entities(tiny_model, tmp_path):
 
 def test_retrieval_layer_defaults_follow_xtreme(tiny_model, tmp_path, sample_data):
     base, large = SimpleNamespace(num_hidden_layers=12), SimpleNamespace(num_hidden_layers=24)
-    assert default_retrieval_layer("tatoeba", "xlm-roberta-base", base) == 8
-    assert default_retrieval_layer("bucc", "bert-base-multilingual-cased", base) == 8
-    assert default_retrieval_layer("tatoeba", "xlm-roberta-large", large) == 14
-    assert default_retrieval_layer("bucc", "xlm-roberta-large", large) == 20
-    assert default_retrieval_layer("tatoeba", "default", base) == -1  # the e5 embedding model: last layer
-    assert default_retrieval_layer("bucc", "intfloat/multilingual-e5-base", base) == -1
-    assert default_retrieval_layer("tatoeba", "/runs/3fe5a0/model", base) == 8  # "e5" inside a hash is not e5
+    assert default_retrieval_layer(get_task("tatoeba"), "xlm-roberta-base", base) == 8
+    assert default_retrieval_layer(get_task("bucc"), "bert-base-multilingual-cased", base) == 8
+    assert default_retrieval_layer(get_task("tatoeba"), "xlm-roberta-large", large) == 14
+    assert default_retrieval_layer(get_task("bucc"), "xlm-roberta-large", large) == 20
+    assert default_retrieval_layer(get_task("tatoeba"), "default", base) == -1  # the e5 embedding model: last layer
+    assert default_retrieval_layer(get_task("bucc"), "intfloat/multilingual-e5-base", base) == -1
+    assert default_retrieval_layer(get_task("tatoeba"), "/runs/3fe5a0/model", base) == 8  # "e5" inside a hash is not e5
     stage_of_e5 = SimpleNamespace(num_hidden_layers=12, _name_or_path="/cache/intertask/multilingual-e5-small")
-    assert default_retrieval_layer("tatoeba", "/runs/x/model", stage_of_e5) == -1
-    assert default_retrieval_layer("lareqa", "xlm-roberta-large", large) == -1
+    assert default_retrieval_layer(get_task("tatoeba"), "/runs/x/model", stage_of_e5) == -1
+    assert default_retrieval_layer(get_task("lareqa"), "xlm-roberta-large", large) == -1
     task = get_task("tatoeba")
     res = evaluate_retrieval(task, tiny_model, ["ru"], sample_data, batch_size=16, pooling="cls", layer=1)
     assert res["ru"]["layer"] == 1 and res["ru"]["pooling"] == "cls"

@@ -95,6 +95,7 @@ def eval_command(
     from intertask.evaluation.zero_shot import evaluate_retrieval, evaluate_target, pick_languages, retrieval_split
     from intertask.io import write_json_atomic
     from intertask.tasks import get_task
+    from intertask.tasks.retrieval import RetrievalTask
 
     _quiet_libraries()
     try:
@@ -102,7 +103,7 @@ def eval_command(
             raise IntertaskError(f"--split: expected dev or test, got {split!r}")
         t = get_task(task)
         requested = [x.strip() for x in languages.split(",") if x.strip()]
-        if t.head.name == "retrieval":
+        if isinstance(t, RetrievalTask):
             split = retrieval_split(t, split)
             rsource = source if t.hub is not None else "local"  # only Tatoeba has a usable hub copy
             langs = pick_languages(t, requested, split, data_dir, rsource)

@@ -16,7 +16,7 @@ Which script each metric mirrors:
   squad_v2_scores     SQuAD evaluate-v2.0.py (+ `best_null_threshold`)
   bucc_f1             XTREME evaluate.py `bucc_f1` (+ `bucc_optimal_threshold`, utils_retrieve.py)
   map_at_k            XTREME-R utils_lareqa.py `average_precision_at_k` (LAReQA, Mewsli-X)
-  retrieval_accuracy  XTREME run_retrieval.py Tatoeba nearest-neighbour accuracy
+  tatoeba_accuracy    XTREME run_retrieval.py Tatoeba nearest-neighbour accuracy (both directions)
 """
 
 from __future__ import annotations
@@ -433,16 +433,14 @@ def map_at_k(ranked_ids: Sequence[Sequence[Hashable]], relevant: Sequence[set], 
     return {f"map@{k}": total / len(relevant)}
 
 
-@_metric("retrieval_accuracy", "accuracy")
-def retrieval_accuracy(
-    src_emb: np.ndarray, tgt_emb: np.ndarray, gold_index: Sequence[int] | None = None
-) -> Scores:
-    """Tatoeba: share of `src_emb` rows whose cosine nearest neighbour in `tgt_emb` is the aligned
-    row (`gold_index[i]`, default row i). XTREME's direction is English queries against the other
-    language; see `intertask.evaluation.retrieval.tatoeba_accuracy` for both directions."""
-    from intertask.evaluation.retrieval import nearest_neighbour_accuracy
+@_metric("tatoeba_accuracy", "accuracy")
+def tatoeba_accuracy(src_emb: np.ndarray, tgt_emb: np.ndarray) -> Scores:
+    """Tatoeba nearest-neighbour accuracy of line-aligned embeddings, both directions: ``accuracy`` is XTREME's
+    (English queries searching the other language, tgt -> src), ``accuracy_src2tgt`` LASER's reverse one.
+    See `intertask.evaluation.retrieval.tatoeba_accuracy`."""
+    from intertask.evaluation.retrieval import tatoeba_accuracy as both_directions
 
-    return {"accuracy": nearest_neighbour_accuracy(src_emb, tgt_emb, gold_index)}
+    return both_directions(src_emb, tgt_emb)
 
 
 # --------------------------------------------------------------------------- registry
@@ -451,7 +449,7 @@ METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         accuracy, seqeval_f1, pos_f1, squad_scores, mlqa_scores, squad_v2_scores,
-        bucc_f1, map_at_k, retrieval_accuracy,
+        bucc_f1, map_at_k, tatoeba_accuracy,
     )
 }
 

@@ -76,11 +76,12 @@ class Task:
     def splits(self) -> tuple[str, ...]:
         return tuple(self.local.files) if self.local else tuple(self.hub.splits) if self.hub else ()
 
-    def compute_metrics(self, predictions: Any, references: Any, language: str) -> dict[str, float]:
-        """Run every metric of the record (language-aware ones, like MLQA's, use `language`)."""
+    def compute_metrics(self, predictions: Any, references: Any, language: str, **options: Any) -> dict[str, float]:
+        """Run every metric of the record (language-aware ones, like MLQA's, use `language`); `options` go to
+        each metric (e.g. ``k`` of mAP@k)."""
         scores: dict[str, float] = {}
         for metric in self.metrics:
-            scores.update(metric(predictions, references, lang=language))
+            scores.update(metric(predictions, references, lang=language, **options))
         return scores
 
     def describe(self) -> dict[str, Any]:

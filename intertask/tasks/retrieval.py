@@ -1,19 +1,58 @@
-"""Sentence retrieval tasks: no training, the encoder's sentence embeddings are matched by cosine."""
+"""Sentence retrieval tasks: no training, the encoder's sentence embeddings are matched by cosine.
+
+Each record is a :class:`RetrievalTask`: its ``procedure`` says how evaluation runs it (see
+``intertask.evaluation.zero_shot.RETRIEVAL_PROCEDURES``), and its metrics are the ones computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Mapping
 
 from intertask.data import readers
-from intertask.evaluation.metrics import bucc_f1, map_at_k, retrieval_accuracy
+from intertask.evaluation.metrics import bucc_f1, map_at_k, tatoeba_accuracy
 from intertask.models.heads import RETRIEVAL
 from intertask.tasks.base import HubDataset, LocalFiles, Task
 from intertask.tasks.registry import register
 from intertask.tasks import languages as L
 from intertask.tasks.formats import TargetFiles, read_bucc_corpus, read_lareqa, read_mewslix, read_mewslix_pairs
 
+# aligned_pairs: line-aligned sentence pairs, nearest-neighbour accuracy (Tatoeba);
+# bitext_mining: margin-based mining over two corpora, threshold chosen on dev (BUCC);
+# pooled_ranking: each language's queries rank the pooled candidates of all languages (LAReQA);
+# candidate_ranking: queries rank one shared candidate set (Mewsli-X).
+Procedure = Literal["aligned_pairs", "bitext_mining", "pooled_ranking", "candidate_ranking"]
+
+# XTREME's embedding layer, as its scripts compute it. run_retrieval.py / evaluate_retrieval.py keep
+# ``hidden_states[-num_layers:]`` (the embedding output dropped) and take index ``--specific_layer``, so in
+# transformers' ``hidden_states`` numbering (0 = embeddings) the layer is ``n_hidden + 1 - num_layers + specific``:
+#   12-layer models (mBERT, XLM-R base): specific_layer 7, num_layers 12              -> hidden_states[8]
+#   24-layer XLM-R large, Tatoeba (run_tatoeba.sh: LAYER=13, NLAYER=24)                 -> hidden_states[14]
+#   24-layer XLM-R large, BUCC (run_bucc2018.sh: --specific_layer 7, num_layers left at 12) -> hidden_states[20]
+# XTREME-R's LAReQA / Mewsli-X use fine-tuned dual encoders on their last layer. Other depths: the last layer.
+
+
+@dataclass(frozen=True)
+class RetrievalTask(Task):
+    """A retrieval target: no fine-tuning; a bare encoder's sentence embeddings are matched by cosine."""
+
+    procedure: Procedure = "aligned_pairs"
+    # Queries and documents are different kinds of text (e5 models get "query: " / "passage: " prefixes);
+    # False for symmetric bitext tasks (both sides "query: ").
+    asymmetric: bool = False
+    # Encoder depth (num_hidden_layers) -> the hidden state XTREME embeds with; other depths: the last layer.
+    xtreme_layers: Mapping[int, int] = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "procedure": self.procedure, "asymmetric": self.asymmetric}
+
+
 register(
-    Task(
+    RetrievalTask(
         name="tatoeba",
         description="Tatoeba similarity search (Artetxe & Schwenk 2019), xx<->en, accuracy of the nearest neighbour",
         head=RETRIEVAL,
-        metrics=(retrieval_accuracy,),
+        metrics=(tatoeba_accuracy,),
         main_metric="accuracy",
         languages=L.TATOEBA_XTREME_R,  # XTREME's 36 + az lt pl uk ro (XTREME-R)
         roles=frozenset({"target"}),
@@ -32,11 +71,13 @@ register(
         ),
         source="LASER Tatoeba v1 (tatoeba.xxx-eng.{xxx,eng}) or google/xtreme tatoeba.{xxx}",
         license="CC BY 2.0 FR",
+        procedure="aligned_pairs",
+        xtreme_layers={12: 8, 24: 14},
     )
 )
 
 register(
-    Task(
+    RetrievalTask(
         name="bucc",
         description="BUCC 2018 parallel sentence mining, xx-en (Zweigenbaum et al. 2018): ratio-margin mining (k=4), "
         "threshold chosen on the sample (dev) split and applied to the training (test) split, F1",
@@ -65,11 +106,13 @@ register(
         # No hub source: google/xtreme bucc18.{lang} holds only the gold pairs, not the corpora to mine.
         source="comparable.limsi.fr/bucc2018 bucc2018-{lang}-en.{sample,training}-gold.tar.bz2",
         license="BUCC 2018 shared task terms (research use)",
+        procedure="bitext_mining",
+        xtreme_layers={12: 8, 24: 20},
     )
 )
 
 register(
-    Task(
+    RetrievalTask(
         name="lareqa",
         description="LAReQA on XQuAD-R (Roy et al. 2020): each question retrieves its answer sentence from the pooled "
         "candidates of all 11 languages, mAP@20; English training data is SQuAD v1.1 (XTREME-R)",
@@ -82,11 +125,13 @@ register(
         local=TargetFiles(files={"test": "lareqa/xquad-r/{lang}.json"}, reader=read_lareqa),
         source="google-research-datasets/lareqa xquad-r/{lang}.json (XTREME-R download_lareqa)",
         license="CC BY-SA 4.0",
+        procedure="pooled_ranking",
+        asymmetric=True,
     )
 )
 
 register(
-    Task(
+    RetrievalTask(
         name="mewslix",
         description="Mewsli-X entity linking as retrieval (Botha et al. 2020; XTREME-R): Wikinews mentions retrieve "
         "English Wikipedia entity descriptions, mAP@20; English training data is its Wikipedia mention-entity pairs",
@@ -113,5 +158,7 @@ register(
         ),
         source="XTREME-R download_mewslix (google-research dense_representations_for_entity_retrieval/mel get-mewsli-x.sh)",
         license="CC BY 3.0 (Wikinews) / CC BY-SA 3.0 (Wikipedia)",
+        procedure="candidate_ranking",
+        asymmetric=True,
     )
 )

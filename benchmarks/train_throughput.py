@@ -54,16 +54,16 @@ TASKS = {"xnli": "sentence pair (XNLI en, dev file used as training data)", "pan
 def bench_task(name: str):
     """The task to train: PAN-X as is; for XNLI a copy whose 'train' split is the English dev file (XNLI has no
     training file of its own; its train task is MNLI)."""
-    from intertask.tasks import TASKS as REGISTRY, get_task
+    from intertask.tasks import TASKS, get_task, register
 
     task = get_task(name)
     if name != "xnli":
         return task
     alias = "bench_xnli"
-    if alias not in REGISTRY._items:
+    if alias not in TASKS:
         files = dict(task.local.files, train=task.local.files["dev"])
-        REGISTRY._items[alias] = dataclasses.replace(task, name=alias, train_task=None, local=dataclasses.replace(task.local, files=files))
-    return REGISTRY._items[alias]
+        register(dataclasses.replace(task, name=alias, train_task=None, local=dataclasses.replace(task.local, files=files)))
+    return get_task(alias)
 
 
 def run_ours(args, task, model_dir: str, data_dir: Path, workdir: Path, tag: str) -> dict:

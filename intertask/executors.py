@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Literal
 
 from intertask.config import ExecutorConfig, ExperimentConfig, from_dict
 from intertask.errors import ConfigError
-from intertask.io import stage_lock
+from intertask.io import STAGE_FILE, stage_lock
 
 @dataclass
 class Job:
@@ -39,7 +39,7 @@ def execute_job(job: Job) -> dict[str, Any]:
     cfg = from_dict(ExperimentConfig, job.config)
     if job.kind == "intermediate":
         from intertask import pipeline
-        from intertask.training.recipe import STAGE_FILE, StageContext
+        from intertask.training.recipe import StageContext
 
         assert cfg.intermediate is not None
         inter_dir = pipeline.intermediate_dir(cfg)

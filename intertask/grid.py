@@ -46,10 +46,9 @@ from intertask.config import (  # noqa: F401  (ExecutorConfig, SlurmConfig: re-e
 )
 from intertask.errors import ConfigError, closest
 from intertask.executors import Job, execute_job, make_executor  # noqa: F401  (Job, execute_job: re-exported)
-from intertask.io import stage_lock  # noqa: F401  (re-exported: the grid's lock)
+from intertask.io import STAGE_FILE, stage_lock  # noqa: F401  (stage_lock: re-exported, the grid's lock)
+from intertask.results.store import BASELINE, STORE_FILE
 
-BASELINE = "baseline"  # same as intertask.results.table.BASELINE (not imported: keeps this module light)
-GRID_KEYS = ("base", "grid", "per_task", "executor")
 SHORT_AXES = {"intermediate": "intermediate.task", "target": "target.task"}
 
 
@@ -275,9 +274,8 @@ def run_id(cfg: ExperimentConfig) -> str:
 
 def plan(grid: Grid, store_path: Path | None = None) -> tuple[list[Job], list[Job], list[Run]]:
     """(intermediate jobs, run jobs, runs already done): what is left to do for this grid."""
-    from intertask.pipeline import STORE_FILE, intermediate_dir
+    from intertask.pipeline import intermediate_dir
     from intertask.results.store import ResultsStore
-    from intertask.training.recipe import STAGE_FILE
 
     done_ids: set[str] = set()
     store_file = store_path or grid.output_dir / STORE_FILE

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+STAGE_FILE = "stage.json"  # a stage directory's summary, written last: its presence means the stage is complete
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:

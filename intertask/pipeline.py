@@ -26,14 +26,13 @@ from intertask.io import read_json, stage_lock, write_json_atomic, write_text_at
 from intertask.models.loading import MODEL_DIR
 from intertask.progress import console, log
 from intertask.results.stats import save_example_scores
-from intertask.results.store import ResultsStore, git_hash
-from intertask.results.table import BASELINE, markdown_table, rich_table
+from intertask.results.store import BASELINE, STORE_FILE, ResultsStore, git_hash
+from intertask.results.table import markdown_table, rich_table
 from intertask.tasks import get_task
 from intertask.tasks.retrieval import RetrievalTask
 from intertask.training.checkpoint import fault_point
 from intertask.training.recipe import StageContext, run_stage
 
-STORE_FILE = "results.sqlite"
 
 
 # ----------------------------------------------------------------------------- validation
@@ -68,7 +67,7 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
         if stage.language not in task.languages:
             raise ConfigError(f"{role}.language: task {task.name} has no language {stage.language!r}")
         if check_data and cfg.data_source == "local":
-            train_task = get_task(task.train_task) if task.train_task else task
+            train_task = task.training_task()
             for split_task, split in ((train_task, "train"), (task, "dev")):
                 if not has_data(split_task, split, stage.language, cfg.data_dir):
                     paths = split_task.local.paths(cfg.data_dir, split, stage.language) if split_task.local and split in split_task.local.files else ["(no local layout)"]

@@ -16,7 +16,7 @@ from intertask.data.loading import load_examples
 from intertask.evaluation.metrics import squad_v2_scores
 from intertask.models.loading import build_model, encoder_state_dict
 from intertask.tasks import get_task
-from intertask.tasks.intermediate import QAPredictions, read_nli_mixture, squad_v2_dev
+from intertask.tasks.intermediate import QAPredictions, read_nli_mixture, squad_v2_with_best_threshold
 from intertask.training.recipe import StageContext, run_stage
 
 TASKS = ["anli_plus", "anli", "qqp", "squad_v2", "hellaswag", "commonsenseqa", "cosmosqa", "siqa", "ccg"]
@@ -88,7 +88,7 @@ def test_ccg_label_set_comes_from_training_data(inter_data):
 def test_squad_v2_postprocess_feeds_squad_v2_scores_and_best_threshold():
     refs = {"a": ["the cat"], "b": []}
     preds = QAPredictions({"a": "", "b": "dog"}, spans={"a": "the cat", "b": "dog"}, null_odds={"a": 0.5, "b": 2.0})
-    scores = squad_v2_dev(preds, refs)
+    scores = squad_v2_with_best_threshold(preds, refs)
     assert scores["f1"] == squad_v2_scores(preds, refs)["f1"] == 0.0  # the model's own decisions: both wrong
     assert scores["best_f1"] == 1.0 and 0.5 <= scores["best_f1_threshold"] < 2.0  # a threshold between the odds fixes both
     assert scores["has_ans_f1"] == 0.0 and scores["no_ans_f1"] == 0.0

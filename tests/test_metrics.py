@@ -7,14 +7,12 @@ import pytest
 
 from intertask.errors import ConfigError
 from intertask.evaluation.metrics import (
-    METRICS,
     Metric,
     accuracy,
     best_null_threshold,
     bucc_f1,
     bucc_optimal_threshold,
     bucc_select,
-    get_metric,
     map_at_k,
     mlqa_scores,
     pos_f1,
@@ -34,10 +32,18 @@ def test_metrics_have_stable_names_and_primary_keys():
     assert accuracy.name == "accuracy" and accuracy.primary == "accuracy"
     assert seqeval_f1.name == "seqeval_f1" and seqeval_f1.primary == "f1"
     assert mlqa_scores.takes_lang and not squad_scores.takes_lang
-    assert all(isinstance(m, Metric) and METRICS[m.name] is m for m in METRICS.values())
-    assert get_metric("map_at_k") is map_at_k
-    with pytest.raises(ConfigError, match="did you mean 'accuracy'"):
-        get_metric("acuracy")
+    assert map_at_k.name == "map_at_k" and map_at_k.primary == "map@20"
+
+
+def test_task_records_declare_metrics_with_distinct_names():
+    from intertask.tasks import all_tasks
+
+    by_name: dict[str, Metric] = {}
+    for task in all_tasks():
+        for metric in task.metrics:
+            assert isinstance(metric, Metric), task.name
+            assert by_name.setdefault(metric.name, metric) is metric, f"two different metrics named {metric.name}"
+        assert any(m.primary == task.main_metric for m in task.metrics) or task.head.name in ("masked_lm",), task.name
 
 
 def test_lang_can_be_passed_to_every_metric():

@@ -89,7 +89,7 @@ def test_mnli_qqp_header_driven(tmp_path):
     line = {"annotator_labels": ["neutral"], "genre": "government", "gold_label": "neutral", "pairID": "31193n",
             "sentence1": "Conceptually cream skimming has two basic dimensions.",
             "sentence2": "Product and geography are what make cream skimming work. "}  # fmt: skip
-    assert R.read_mnli_jsonl(write(tmp_path, "multinli_1.0_train.jsonl", json.dumps(line) + "\n")).examples == r.examples
+    assert R.read_mnli(write(tmp_path, "multinli_1.0_train.jsonl", json.dumps(line) + "\n")).examples == r.examples
     qqp = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n133273\t213221\t213222\tHow is the life of a math student?\tWhich level of prepration is enough?\t0\n"
     assert R.read_qqp_tsv(write(tmp_path, "dev.tsv", qqp)).examples == [
         {"text_a": "How is the life of a math student?", "text_b": "Which level of prepration is enough?", "label": "0"}

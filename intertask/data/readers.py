@@ -91,7 +91,7 @@ PathLike = str | Path
 T = TypeVar("T")
 
 NLI_LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")
-PAWSX_LABELS: tuple[str, ...] = ("0", "1")
+PAWSX_LABELS: tuple[str, ...] = ("0", "1")  # "1" = paraphrase (PAWS, PAWS-X; QQP's duplicate flag too)
 PANX_TAGS: tuple[str, ...] = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
 UPOS_TAGS: tuple[str, ...] = (
     "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM",
@@ -467,9 +467,6 @@ def read_mnli(
         with out.record(lineno):
             out.examples.append(_pair(_get(obj, "sentence1"), _get(obj, "sentence2"), _get(obj, "gold_label"), labels))
     return out.result()
-
-
-read_mnli_jsonl = read_mnli
 
 
 def read_qqp_tsv(path: PathLike, *, on_bad_example: OnBadExample = "error") -> ReadResult[list[dict]]:

@@ -36,7 +36,6 @@ from intertask.tasks import languages as L
 
 Scores = Mapping[str, Mapping[str, Mapping[str, Any]]]
 
-QA_TASKS = frozenset({"xquad", "mlqa", "tydiqa"})
 TASK_METRIC = {
     "xnli": "accuracy", "pawsx": "accuracy", "xcopa": "accuracy", "tatoeba": "accuracy",
     "udpos": "f1", "panx": "f1", "bucc": "f1",

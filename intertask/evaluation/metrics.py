@@ -441,22 +441,3 @@ def tatoeba_accuracy(src_emb: np.ndarray, tgt_emb: np.ndarray) -> Scores:
     from intertask.evaluation.retrieval import tatoeba_accuracy as both_directions
 
     return both_directions(src_emb, tgt_emb)
-
-
-# --------------------------------------------------------------------------- registry
-
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        accuracy, seqeval_f1, pos_f1, squad_scores, mlqa_scores, squad_v2_scores,
-        bucc_f1, map_at_k, tatoeba_accuracy,
-    )
-}
-
-
-def get_metric(name: str) -> Metric:
-    """The metric called `name` (e.g. in a config file)."""
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise ConfigError(unknown_name_message("metric", name, METRICS)) from None

@@ -241,11 +241,13 @@ class SpanQAHead(Head):
     def gather(self, outputs):
         return np.stack([outputs.start_logits.float().cpu().numpy(), outputs.end_logits.float().cpu().numpy()], axis=1)
 
-    def postprocess(self, examples, features, raw, labels):
+    def best_spans(self, examples, features, raw) -> list[tuple[str, float, float]]:
+        """Per example: (text of the best non-null span over all its windows, that span's score, the null score:
+        the lowest <s> start+end score over the windows). No valid span: ("", -inf, ...)."""
         by_example: dict[int, list[int]] = collections.defaultdict(list)
         for row, ex_idx in enumerate(features.example_index):
             by_example[ex_idx].append(row)
-        predictions, references = {}, {}
+        best = []
         for ex_idx, ex in enumerate(examples):
             best_text, best_score, null_score = "", -np.inf, np.inf
             for row in by_example.get(ex_idx, []):
@@ -264,10 +266,14 @@ class SpanQAHead(Head):
                         if score > best_score:
                             best_score = score
                             best_text = ex["context"][offsets[s][0] : offsets[e][1]]
-            if self.allow_null and null_score > best_score:
-                best_text = ""
-            predictions[ex["id"]] = best_text
-            references[ex["id"]] = [t for t in ex["answers"]["text"]] if not ex.get("is_impossible") else []
+            best.append((best_text, float(best_score), float(null_score)))
+        return best
+
+    def postprocess(self, examples, features, raw, labels):
+        predictions, references = {}, {}
+        for ex, (text, score, null_score) in zip(examples, self.best_spans(examples, features, raw)):
+            predictions[ex["id"]] = "" if self.allow_null and null_score > score else text
+            references[ex["id"]] = list(ex["answers"]["text"]) if not ex.get("is_impossible") else []
         return predictions, references
 
 

@@ -2,5 +2,6 @@
 
 Modules: ``images`` (image folders, synthetic shapes), ``vision`` (frozen vision encoders, feature
 cache, precomputed features), ``models`` (captioning / VQA models), ``metrics`` (recall@K, VQA
-accuracy), ``tasks`` (task records), ``stage`` (the intermediate stage runner). See docs/multimodal.md.
+accuracy), ``stage`` (the intermediate stage runner); the task records are in intertask.tasks.multimodal
+(``tasks`` re-exports their names). See docs/multimodal.md.
 """

@@ -26,7 +26,7 @@ from transformers import AutoModel, get_linear_schedule_with_warmup
 from intertask.config import MultimodalConfig, StageConfig, to_dict
 from intertask.data.loading import load_examples
 from intertask.errors import ConfigError
-from intertask.io import read_json, write_json_atomic
+from intertask.io import STAGE_FILE, read_json, write_json_atomic
 from intertask.models.loading import MODEL_DIR, encoder_state_dict, load_tokenizer, resolve_model
 from intertask.multimodal.images import ImageFolder
 from intertask.multimodal.metrics import normalize_answer
@@ -36,7 +36,6 @@ from intertask.multimodal.vision import FeatureCache, ImageFeatures, VisionEncod
 from intertask.progress import log, progress_bar
 from intertask.tasks import get_task
 
-STAGE_FILE = "stage.json"
 HEADS_FILE = "multimodal_heads.safetensors"
 ANSWERS_FILE = "answers.json"
 

@@ -32,9 +32,6 @@ import torch
 from intertask.errors import ConfigError
 from intertask.progress import progress_bar
 
-HUB_DEFAULT = "openai/clip-vit-base-patch32"
-
-
 @dataclass
 class ImageFeatures:
     """Features of a list of images, row i = keys[i]."""
@@ -163,10 +160,6 @@ class FeatureCache:
 
     def _path(self, encoder_id: str, kind: str, key: str) -> Path:
         return self.root / encoder_id / kind / f"{_safe(str(key))}.npy"
-
-    def has(self, encoder_id: str, key: str, patches: bool) -> bool:
-        kinds = ("pooled", "patches") if patches else ("pooled",)
-        return all(_complete(self._path(encoder_id, kind, key)) for kind in kinds)
 
     def features(self, encoder: VisionEncoder, keys: Sequence[str], load: Callable[[str], np.ndarray], patches: bool = False, batch_size: int = 64) -> ImageFeatures:
         """Features of `keys` (deduplicated, in order): read from the cache, the rest computed and stored.

@@ -33,10 +33,7 @@ from intertask.config import config_hash
 from intertask.errors import IntertaskError
 from intertask.io import read_json, write_text_atomic
 from intertask.results.stats import Interval, hierarchical_bootstrap, load_example_scores, paired_bootstrap
-from intertask.results.store import ResultsStore
-
-BASELINE = "baseline"
-STORE_FILE = "results.sqlite"
+from intertask.results.store import BASELINE, STORE_FILE, ResultsStore
 PROFILES = ("xtreme", "xtreme-r", "xtreme-ru")
 
 

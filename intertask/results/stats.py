@@ -143,9 +143,12 @@ def example_scores(task: Any, predictions: Any, references: Any, language: str) 
     wrong ones, so 2tp/(2tp+fp+fn) is the token accuracy). Other tasks give the main metric of
     each example on its own (kind "mean"; accuracy, exact match, SQuAD/MLQA F1 are means of these).
     """
+    from intertask.evaluation.metrics import seqeval_f1
+    from intertask.models.heads import TokenClassificationHead
+
     metric = task.main_metric
-    if task.head.name == "token_classification":
-        if any(getattr(m, "name", "") == "seqeval_f1" for m in task.metrics):
+    if isinstance(task.head, TokenClassificationHead):
+        if seqeval_f1 in task.metrics:
             from seqeval.metrics.sequence_labeling import get_entities
 
             values = []

@@ -16,6 +16,9 @@ from typing import Any, Iterator
 
 import intertask
 
+STORE_FILE = "results.sqlite"  # the store's file name in an output directory
+BASELINE = "baseline"  # the arm label of runs without an intermediate task
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -85,10 +88,6 @@ class ResultsStore:
                 ),
             )  # fmt: skip
             con.executemany("INSERT INTO scores VALUES (?,?,?,?,?)", rows)
-
-    def has(self, run_id: str) -> bool:
-        with closing(self._connect()) as con:
-            return con.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
 
     def records(self, experiment: str | None = None) -> list[dict[str, Any]]:
         query, args = "SELECT record FROM runs", ()

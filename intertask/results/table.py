@@ -8,9 +8,8 @@ from typing import Any
 
 from rich.table import Table
 
+from intertask.results.store import BASELINE
 from intertask.tasks import get_task
-
-BASELINE = "baseline"
 
 
 @dataclass

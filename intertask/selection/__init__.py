@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from intertask.errors import ConfigError
+from intertask.results.store import BASELINE
 from intertask.selection.logme import logme
 from intertask.selection.ranking import ndcg_at_k, regret_at_k
 
@@ -87,7 +88,7 @@ def _train_examples(task_name: str, data_dir: Path, max_samples: int, seed: int)
     from intertask.tasks import get_task
 
     task = get_task(task_name)
-    train_task = get_task(task.train_task) if task.train_task else task
+    train_task = task.training_task()
     for t, split in ((train_task, "train"), (task, "dev")):  # dev only when no train data is local
         if has_data(t, split, t.train_language, data_dir):
             return task, load_examples(t, split, t.train_language, data_dir, max_samples=max_samples, seed=seed).examples
@@ -155,10 +156,12 @@ def target_features(task_name: str, encoder_path: str | Path, data_dir: Path, ma
 
     from intertask.models.loading import load_encoder, load_tokenizer
 
+    from intertask.models.heads import SequenceClassificationHead, TokenClassificationHead
+
     task, examples = _train_examples(task_name, data_dir, max_samples, seed)
-    head = task.head.name
-    if head not in ("sequence_classification", "token_classification"):
-        raise ConfigError(f"LogME needs a classification or tagging target; {task_name} has a {head} head")
+    classify = isinstance(task.head, SequenceClassificationHead)
+    if not classify and not isinstance(task.head, TokenClassificationHead):
+        raise ConfigError(f"LogME needs a classification or tagging target; {task_name} has a {task.head.name} head")
     device = _device()
     encoder, tokenizer = load_encoder(encoder_path).to(device).eval(), load_tokenizer(encoder_path)
     label2id = {lab: i for i, lab in enumerate(task.labels)}
@@ -167,7 +170,7 @@ def target_features(task_name: str, encoder_path: str | Path, data_dir: Path, ma
     with torch.no_grad():
         for start in range(0, len(examples), batch):
             chunk = examples[start : start + batch]
-            if head == "sequence_classification":
+            if classify:
                 text_b = [e.get("text_b") for e in chunk]
                 enc = tokenizer([e["text_a"] for e in chunk], text_b if any(t is not None for t in text_b) else None, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
                 states = encoder(**{k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}).last_hidden_state
@@ -208,7 +211,7 @@ def measured_scores(store_path: Path, target: str) -> dict[str, float]:
 
     per_arm: dict[str, list[float]] = {}
     for r in ResultsStore(store_path).query(task=target):
-        if r["target"] != target or r["arm"] == "baseline" or target not in r["scores"]:
+        if r["target"] != target or r["arm"] == BASELINE or target not in r["scores"]:
             continue
         value, _ = _task_avg(r["scores"][target], target)
         if value is not None:

@@ -10,9 +10,6 @@ if TYPE_CHECKING:
     from intertask.evaluation.metrics import Metric
     from intertask.models.heads import Head
 
-Role = Literal["intermediate", "target"]
-
-
 @dataclass(frozen=True)
 class LocalFiles:
     """Files in the official format under `data_dir` (laid out like ``../shared/data``).
@@ -70,6 +67,15 @@ class Task:
     source: str = ""
     license: str = ""
 
+    def training_task(self) -> "Task":
+        """The record whose train split trains this task: the benchmark's English training task
+        (``train_task``, e.g. XNLI -> MNLI), else the task itself."""
+        if self.train_task is None:
+            return self
+        from intertask.tasks import get_task  # the registry imports this module; look up at call time
+
+        return get_task(self.train_task)
+
     def can_play(self, role: str) -> bool:
         return role in self.roles
 
@@ -99,11 +105,3 @@ class Task:
             "source": self.source,
             "license": self.license,
         }
-
-
-def check_languages(task: Task, languages: Sequence[str]) -> None:
-    from intertask.errors import ConfigError, unknown_name_message
-
-    for lang in languages:
-        if lang not in task.languages:
-            raise ConfigError(unknown_name_message(f"language for task {task.name}", lang, task.languages))

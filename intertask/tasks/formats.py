@@ -282,11 +282,3 @@ def read_mewslix_pairs(path: PathLike, *, on_bad_example: str = "error") -> Read
                 "entity_id": _get(entity, "entity_id"),
             })  # fmt: skip
     return out.result()
-
-
-def dump_jsonl(rows: Sequence[Mapping[str, Any]], path: PathLike) -> Path:
-    """Write rows as JSON lines (tests and fixtures)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path

@@ -26,17 +26,15 @@ import numpy as np
 from transformers import AutoModelForMaskedLM
 
 from intertask.data import readers
-from intertask.data.readers import ReadResult, _Bad, _get, _jsonl_records, _looks_like_jsonl, _mc, _Records, read_text
+from intertask.data.readers import NLI_LABELS, ReadResult, _Bad, _get, _jsonl_records, _looks_like_jsonl, _mc, _Records, read_text
 from intertask.errors import DataFormatError
 from intertask.evaluation.metrics import Metric, accuracy, best_null_threshold, squad_v2_scores
 from intertask.models.heads import MULTIPLE_CHOICE, SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION, Head, SpanQAHead
 from intertask.tasks.base import HubDataset, LocalFiles, Task
 from intertask.tasks.registry import register
 from intertask.tasks import languages as L
+from intertask.tasks.sentence_pair import _hub_nli
 from intertask.tasks.span_qa import _hub_squad
-
-NLI_LABELS = readers.NLI_LABELS
-_HUB_NLI = {0: "entailment", 1: "neutral", 2: "contradiction"}
 
 # Languages a translated copy of the training data may be in (every language of the benchmarks' targets).
 TRANSLATE_LANGUAGES: tuple[str, ...] = tuple(
@@ -196,32 +194,17 @@ class SquadV2Head(SpanQAHead):
 
     def postprocess(self, examples, features, raw, labels):
         predictions, references = super().postprocess(examples, features, raw, labels)
-        by_example: dict[int, list[int]] = {}
-        for row, ex_idx in enumerate(features.example_index):
-            by_example.setdefault(ex_idx, []).append(row)
         spans, odds = {}, {}
-        for ex_idx, ex in enumerate(examples):
-            best_text, best_score, null_score = "", -np.inf, np.inf
-            for row in by_example.get(ex_idx, []):
-                start_logits, end_logits = raw[row][0], raw[row][1]
-                offsets = features.extra["offsets"][row]
-                null_score = min(null_score, float(start_logits[0] + end_logits[0]))
-                for s in np.argsort(start_logits)[::-1][: self.n_best]:
-                    if s >= len(offsets) or offsets[s] is None:
-                        continue
-                    for e in np.argsort(end_logits)[::-1][: self.n_best]:
-                        if e >= len(offsets) or offsets[e] is None or e < s or e - s + 1 > self.max_answer_length:
-                            continue
-                        score = float(start_logits[s] + end_logits[e])
-                        if score > best_score:
-                            best_score, best_text = score, ex["context"][offsets[s][0] : offsets[e][1]]
-            spans[ex["id"]] = best_text
-            diff = null_score - best_score
+        for ex, (text, score, null_score) in zip(examples, self.best_spans(examples, features, raw)):
+            spans[ex["id"]] = text
+            diff = null_score - score
             odds[ex["id"]] = float(diff) if math.isfinite(diff) else 1e9
         return QAPredictions(predictions, spans, odds), references
 
 
-def _squad_v2_dev(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> dict[str, float]:
+def _squad_v2_with_best_threshold(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> dict[str, float]:
+    """`squad_v2_scores` at the model's own decision plus, from the predictions' null odds, the best null
+    threshold's scores (evaluate-v2.0.py with --na-prob-file: best_exact_match, best_f1 and their thresholds)."""
     scores = squad_v2_scores(predictions, references)  # the model's own decision (null iff null score > best span)
     spans, odds = getattr(predictions, "spans", None), getattr(predictions, "null_odds", None)
     if odds is not None:
@@ -231,7 +214,7 @@ def _squad_v2_dev(predictions: Mapping[str, str], references: Mapping[str, Seque
     return scores
 
 
-squad_v2_dev = Metric(name="squad_v2_scores", primary="best_f1", fn=_squad_v2_dev)
+squad_v2_with_best_threshold = Metric(name="squad_v2_with_best_threshold", primary="best_f1", fn=_squad_v2_with_best_threshold)
 
 
 def _tag_accuracy(predictions: list[list[str]], references: list[list[str]]) -> dict[str, float]:
@@ -285,10 +268,6 @@ masked_lm_accuracy = Metric(name="masked_lm", primary="accuracy", fn=_mlm_scores
 # --------------------------------------------------------------------------------------------------------------
 # Hub rows -> canonical examples
 # --------------------------------------------------------------------------------------------------------------
-
-
-def _hub_nli(r: dict) -> dict:
-    return {"text_a": r["premise"], "text_b": r["hypothesis"], "label": _HUB_NLI[int(r["label"])]}
 
 
 def _hub_qqp(r: dict) -> dict:
@@ -384,7 +363,7 @@ register(
         description="SQuAD 2.0 (Rajpurkar et al. 2018): extractive QA with unanswerable questions; dev scored with the "
         "official best null-odds threshold (best_f1), also exact_match/f1 at the model's own null decision",
         head=SQUAD_V2_HEAD,
-        metrics=(squad_v2_dev,),
+        metrics=(squad_v2_with_best_threshold,),
         main_metric="best_f1",
         languages=TRANSLATE_LANGUAGES,
         roles=_ROLES,

@@ -3,6 +3,7 @@
 from functools import partial
 
 from intertask.data import readers
+from intertask.data.readers import NLI_LABELS, PAWSX_LABELS
 from intertask.evaluation.metrics import accuracy
 from intertask.models.heads import SEQUENCE_CLASSIFICATION
 from intertask.tasks.base import HubDataset, LocalFiles, Task
@@ -10,8 +11,11 @@ from intertask.tasks.registry import register
 from intertask.tasks import languages as L
 from intertask.tasks.formats import TargetFiles
 
-NLI_LABELS = ("entailment", "neutral", "contradiction")
-_HUB_NLI = {0: "entailment", 1: "neutral", 2: "contradiction"}
+
+def _hub_nli(r: dict) -> dict:
+    """A hub NLI row (MNLI, XNLI, ANLI: label 0 entailment, 1 neutral, 2 contradiction) -> canonical example."""
+    return {"text_a": r["premise"], "text_b": r["hypothesis"], "label": NLI_LABELS[int(r["label"])]}
+
 
 register(
     Task(
@@ -32,7 +36,7 @@ register(
             path="facebook/xnli",
             name="{lang}",
             splits={"train": "train", "dev": "validation", "test": "test"},
-            to_example=lambda r: {"text_a": r["premise"], "text_b": r["hypothesis"], "label": _HUB_NLI[r["label"]]},
+            to_example=_hub_nli,
         ),
         source="XTREME download (xnli/dev-*.tsv) or facebook/xnli",
         license="CC BY-NC 4.0",
@@ -57,15 +61,12 @@ register(
             path="nyu-mll/glue",
             name="mnli",
             splits={"train": "train", "dev": "validation_matched"},
-            to_example=lambda r: {"text_a": r["premise"], "text_b": r["hypothesis"], "label": _HUB_NLI[r["label"]]},
+            to_example=_hub_nli,
         ),
         source="GLUE MNLI",
         license="mixed (see the MNLI data card)",
     )
 )
-
-PAWS_LABELS = ("0", "1")  # 1 = paraphrase
-
 
 def _hub_paws(r: dict) -> dict:
     return {"text_a": r["sentence1"], "text_b": r["sentence2"], "label": str(int(r["label"]))}
@@ -80,7 +81,7 @@ register(
         main_metric="accuracy",
         languages=L.PAWSX,
         roles=frozenset({"target"}),
-        labels=PAWS_LABELS,
+        labels=PAWSX_LABELS,
         train_task="paws",
         local=LocalFiles(
             # XTREME layout first, then the official x-final/{lang}/ files (header: id, sentence1, sentence2, label).
@@ -88,7 +89,7 @@ register(
                 "dev": "pawsx/dev-{lang}.tsv|pawsx/x-final/{lang}/dev_2k.tsv",
                 "test": "pawsx/test-{lang}.tsv|pawsx/x-final/{lang}/test_2k.tsv",
             },
-            reader=partial(readers.read_pair_tsv, labels=PAWS_LABELS),
+            reader=partial(readers.read_pair_tsv, labels=PAWSX_LABELS),
         ),
         hub=HubDataset(
             path="google-research-datasets/paws-x",
@@ -111,7 +112,7 @@ register(
         main_metric="accuracy",
         languages=("en",),
         roles=frozenset({"intermediate", "target"}),
-        labels=PAWS_LABELS,
+        labels=PAWSX_LABELS,
         local=TargetFiles(
             # XTREME's pawsx/train-en.tsv is PAWS-X en train = PAWS-Wiki labeled final train.
             files={
@@ -119,7 +120,7 @@ register(
                 "dev": "pawsx/dev-en.tsv|paws/dev.tsv|pawsx/x-final/en/dev_2k.tsv",
                 "test": "paws/test.tsv|pawsx/test-en.tsv",
             },
-            reader=partial(readers.read_pair_tsv, labels=PAWS_LABELS),
+            reader=partial(readers.read_pair_tsv, labels=PAWSX_LABELS),
         ),
         hub=HubDataset(
             path="google-research-datasets/paws",

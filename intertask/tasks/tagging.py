@@ -3,6 +3,7 @@
 from functools import partial
 
 from intertask.data import readers
+from intertask.data.readers import PANX_TAGS
 from intertask.evaluation.metrics import pos_f1, seqeval_f1
 from intertask.models.heads import TOKEN_CLASSIFICATION
 from intertask.tasks.base import HubDataset, LocalFiles, Task
@@ -10,7 +11,6 @@ from intertask.tasks.registry import register
 from intertask.tasks import languages as L
 from intertask.tasks.formats import TargetFiles, read_ud_pos
 
-PANX_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
 
 register(
     Task(

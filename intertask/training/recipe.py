@@ -28,7 +28,7 @@ from intertask.data.cache import featurize_cached
 from intertask.data.loading import load_examples
 from intertask.errors import ConfigError, IntertaskError
 from intertask.evaluation.evaluate import evaluate_examples
-from intertask.io import read_json, write_json_atomic
+from intertask.io import STAGE_FILE, read_json, write_json_atomic  # STAGE_FILE: re-exported
 from intertask.models.loading import MODEL_DIR, build_model, load_tokenizer
 from intertask.progress import log, progress_bar
 from intertask.tasks import get_task
@@ -45,9 +45,6 @@ from intertask.training.checkpoint import (
     stop_requests,
     trainable_state,
 )
-
-STAGE_FILE = "stage.json"  # written last: its presence means the stage is complete
-
 
 @dataclass
 class StageContext:

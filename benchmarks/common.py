@@ -24,8 +24,15 @@ H100_BF16_DENSE_TFLOPS = 989.0  # NVIDIA H100 SXM, bf16 dense tensor-core peak
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="tiny", help="tiny (random 2-layer XLM-R + sample-trained tokenizer), default (embedded multilingual-e5-small) or a model directory")
-    parser.add_argument("--model-config", choices=["base", "large"], default=None, help="random-init XLM-R base/large from config (XLM-R's 250k tokenizer from the default model); overrides --model")
+    parser.add_argument(
+        "--model", default="tiny", help="tiny (random 2-layer XLM-R + sample-trained tokenizer), default (embedded multilingual-e5-small) or a model directory"
+    )
+    parser.add_argument(
+        "--model-config",
+        choices=["base", "large"],
+        default=None,
+        help="random-init XLM-R base/large from config (XLM-R's 250k tokenizer from the default model); overrides --model",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--seq-len", type=int, default=128, help="sequence length cap (truncation)")
@@ -71,7 +78,15 @@ def prepare_model(args, workdir: Path) -> str:
         tokenizer = load_tokenizer("default")  # XLM-R's 250k SentencePiece vocabulary
         size = {"base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
                 "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)}[args.model_config]
-        config = XLMRobertaConfig(vocab_size=len(tokenizer), max_position_embeddings=514, type_vocab_size=1, pad_token_id=tokenizer.pad_token_id, bos_token_id=0, eos_token_id=2, **size)
+        config = XLMRobertaConfig(
+            vocab_size=len(tokenizer),
+            max_position_embeddings=514,
+            type_vocab_size=1,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=0,
+            eos_token_id=2,
+            **size,
+        )
         torch.manual_seed(0)
         directory = workdir / f"xlmr-{args.model_config}"
         XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(directory)
@@ -112,7 +127,7 @@ class Clock:
         self.wall = self.cpu = 0.0
 
     @contextmanager
-    def measure(self) -> Iterator["Clock"]:
+    def measure(self) -> Iterator[Clock]:
         sync()
         w, c = time.perf_counter(), time.process_time()
         try:
@@ -203,7 +218,7 @@ class PeakRSS:
     def __init__(self, interval: float = 0.005) -> None:
         self.interval, self.start, self.peak = interval, 0.0, 0.0
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         import threading
 
         collect()

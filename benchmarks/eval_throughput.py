@@ -34,7 +34,7 @@ import random
 import tempfile
 from pathlib import Path
 
-from common import PeakRSS, add_common_args, data_dir_for, interleaved, median, non_embedding_params, prepare_model, print_table, setup_torch
+from common import PeakRSS, add_common_args, data_dir_for, interleaved, median, prepare_model, print_table, setup_torch
 
 LANGUAGES = ["ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh"]
 
@@ -79,7 +79,9 @@ def run_baseline(args, model_dir: Path, data_dir: Path) -> dict:
     tokenizer = load_tokenizer(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
     with tempfile.TemporaryDirectory() as out:
-        training_args = TrainingArguments(output_dir=out, report_to="none", save_strategy="no", disable_tqdm=True, use_cpu=args.device == "cpu", bf16=args.precision == "bf16")
+        training_args = TrainingArguments(
+            output_dir=out, report_to="none", save_strategy="no", disable_tqdm=True, use_cpu=args.device == "cpu", bf16=args.precision == "bf16"
+        )
         trainer = Trainer(model=model, args=training_args, processing_class=tokenizer)
         accuracies, n = [], 0
         for lang in LANGUAGES:
@@ -118,13 +120,16 @@ def main() -> None:
         model = build_model(get_task("xnli"), encoder_dir)
         if args.precision == "bf16":
             model = model.to(torch.bfloat16)  # both systems load the bf16 checkpoint
-        params = non_embedding_params(model)
         model_dir = workdir / "xnli-model"
         model.save_pretrained(model_dir)
         load_tokenizer(encoder_dir).save_pretrained(model_dir)
         del model
         data_dir = make_data(workdir, args.max_samples, args.seed)
-        print(f"model {encoder_dir}  device {args.device}  precision {args.precision}  seq-len {args.seq_len}  15 languages x {args.max_samples}  ours batch {args.batch_size if args.device != 'cpu' else min(args.batch_size, 8)} length-sorted, baseline batch 8 dataset order  threads {torch.get_num_threads()}")
+        print(
+            f"model {encoder_dir}  device {args.device}  precision {args.precision}  seq-len {args.seq_len}  15 languages x {args.max_samples}  ours "
+            f"batch {args.batch_size if args.device != 'cpu' else min(args.batch_size, 8)} length-sorted, baseline batch 8 dataset order  threads "
+            f"{torch.get_num_threads()}"
+        )
         runs = {"ours": [], "baseline": []}
         for r, system in interleaved(args.repeats):
             fn = run_ours if system == "ours" else run_baseline
@@ -138,7 +143,11 @@ def main() -> None:
             out["cpu_ms_per_example"] = 1000 * out["cpu_seconds"] / out["examples"]
             out["rss_mb"], out["gpu_mb"] = mem.added_mb, mem.gpu_peak
             runs[system].append(out)
-            print(f"  run {r} {system:8s}: {out['examples_per_s']:8.1f} ex/s  {out['cpu_ms_per_example']:.2f} CPU ms/ex  accuracy {out['accuracy']:.4f}  ({out['seconds']:.1f} s)", flush=True)
+            print(
+                f"  run {r} {system:8s}: {out['examples_per_s']:8.1f} ex/s  {out['cpu_ms_per_example']:.2f} CPU ms/ex  accuracy {out['accuracy']:.4f} "
+                f" ({out['seconds']:.1f} s)",
+                flush=True,
+            )
     rows = []
     for system in ("ours", "baseline"):
         rows.append({"system": system, **{k: median([o[k] for o in runs[system]]) if runs[system][0][k] is not None else None for k in runs[system][0]}})
@@ -147,7 +156,10 @@ def main() -> None:
     print(f"accuracy ours {rows[0]['accuracy']:.4f} vs baseline {rows[1]['accuracy']:.4f} (same model: must agree)")
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs, "median": rows, "ratio": ratio}, indent=1))
-    print(f"RATIO ours/baseline examples/s (15-language eval): {ratio:.2f}x  (CPU-seconds per example: baseline / ours = {rows[1]['cpu_ms_per_example'] / rows[0]['cpu_ms_per_example']:.2f}x)")
+    print(
+        f"RATIO ours/baseline examples/s (15-language eval): {ratio:.2f}x  (CPU-seconds per example: baseline / ours = "
+        f"{rows[1]['cpu_ms_per_example'] / rows[0]['cpu_ms_per_example']:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

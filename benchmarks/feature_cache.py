@@ -65,7 +65,10 @@ def main() -> None:
             cached.append(time.perf_counter() - start)
             assert encoder.calls == calls, "the cached run called the vision model"
         u, c = statistics.median(uncached), statistics.median(cached)
-        print(f"vision model: CLIP vision tower, {args.model} ({sum(p.numel() for p in encoder.model.parameters()) / 1e6:.1f} M parameters), threads={torch.get_num_threads()}")
+        print(
+            f"vision model: CLIP vision tower, {args.model} ({sum(p.numel() for p in encoder.model.parameters()) / 1e6:.1f} M parameters), "
+            f"threads={torch.get_num_threads()}"
+        )
         print(f"images: {args.images}, pooled dim {feats.pooled.shape[1]}" + (f", patches {tuple(feats.patches.shape[1:])}" if args.patches else ""))
         print(f"uncached (load + encode + write): {u:.3f} s  ({1000 * u / args.images:.2f} ms/image)")
         print(f"cached (read .npy):               {c:.3f} s  ({1000 * c / args.images:.2f} ms/image)")

@@ -139,7 +139,10 @@ def main() -> None:
             for op in args.ops:
                 for impl in ("ours", "naive"):
                     if impl == "naive" and n * n * 4 / 1e9 > args.naive_limit_gb:
-                        print(f"{op:5s} {n:7d} {dim:4d} naive  skipped: the {n}x{n} float32 matrix alone is {n * n * 4 / 1e9:.0f} GB (> {args.naive_limit_gb:g} GB)")
+                        print(
+                            f"{op:5s} {n:7d} {dim:4d} naive  skipped: the {n}x{n} float32 matrix alone is {n * n * 4 / 1e9:.0f} GB (> "
+                            f"{args.naive_limit_gb:g} GB)"
+                        )
                         continue
                     cmd = [sys.executable, os.path.abspath(__file__), "--case", op, impl, str(n), str(dim)]
                     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -148,7 +151,10 @@ def main() -> None:
                         continue
                     r = json.loads(proc.stdout.strip().splitlines()[-1])
                     rows.append(r)
-                    print(f"{op:5s} {n:7d} {dim:4d} {impl:6s} {r['seconds']:8.2f} {r['peak_rss_mb']:10.0f} {r['tracemalloc_peak_mb']:14.0f} {r['quality']:7.3f}", flush=True)
+                    print(
+                        f"{op:5s} {n:7d} {dim:4d} {impl:6s} {r['seconds']:8.2f} {r['peak_rss_mb']:10.0f} {r['tracemalloc_peak_mb']:14.0f} {r['quality']:7.3f}",
+                        flush=True,
+                    )
     print("\nours / naive (where both ran):")
     for r in rows:
         if r["impl"] != "ours":

@@ -45,14 +45,13 @@ def sentences(n: int) -> tuple[list[str], list[str]]:
 
 def case(args) -> dict:
     """One measurement in this (fresh) process."""
+    import faiss  # imported before timing (ours imports it lazily)
     import numpy as np
     import torch
 
     from intertask.evaluation.evaluate import embed_sentences
     from intertask.evaluation.retrieval import nearest_neighbours
     from intertask.models.loading import load_encoder, load_tokenizer
-
-    import faiss  # imported before timing (ours imports it lazily)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -123,13 +122,31 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = prepare_model(args, Path(tmp))
-        print(f"model {model_dir}  layers {args.layers or 'all'}  seq-len {args.seq_len}  threads {args.threads}  ours batch {args.batch_size} (length-sorted), naive batch 32 (dataset order)")
+        print(
+            f"model {model_dir}  layers {args.layers or 'all'}  seq-len {args.seq_len}  threads {args.threads}  ours batch {args.batch_size} "
+            "(length-sorted), naive batch 32 (dataset order)"
+        )
         rows, ratios = [], {}
         for n in args.sizes:
             runs = {"ours": [], "naive": []}
             for r in range(args.repeats):
                 for system in (["ours", "naive"] if r % 2 == 0 else ["naive", "ours"]):
-                    cmd = [sys.executable, __file__, "--case", system, "--n", str(n), "--model-dir", model_dir, "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size), "--naive-limit-gb", str(args.naive_limit_gb)]
+                    cmd = [
+                        sys.executable,
+                        __file__,
+                        "--case",
+                        system,
+                        "--n",
+                        str(n),
+                        "--model-dir",
+                        model_dir,
+                        "--seq-len",
+                        str(args.seq_len),
+                        "--batch-size",
+                        str(args.batch_size),
+                        "--naive-limit-gb",
+                        str(args.naive_limit_gb),
+                    ]
                     cmd += ["--threads", str(args.threads)] if args.threads else []
                     cmd += ["--layers", str(args.layers)] if args.layers else []
                     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
@@ -138,14 +155,34 @@ def main() -> None:
                         raise SystemExit(f"case {system} n={n} failed:\n{proc.stderr[-3000:]}")
                     out = json.loads(line[7:])
                     runs[system].append(out)
-                    print(f"  n={n} run {r} {system:5s}: embed {out['embed_s']:.1f} s  search {out['search_s'] if out['search_s'] is None else round(out['search_s'], 2)} s  peak RSS +{out['rss_added_mb']:.0f} MB  acc {out['accuracy']}", flush=True)
+                    print(
+                        f"  n={n} run {r} {system:5s}: embed {out['embed_s']:.1f} s  search "
+                        f"{out['search_s'] if out['search_s'] is None else round(out['search_s'], 2)} s  peak RSS +{out['rss_added_mb']:.0f} MB  acc "
+                        f"{out['accuracy']}",
+                        flush=True,
+                    )
             for system in ("ours", "naive"):
                 med = {k: (median([o[k] for o in runs[system]]) if runs[system][0][k] is not None else None) for k in runs[system][0]}
                 total = med["embed_s"] + med["search_s"] if med["search_s"] is not None else None
                 rows.append({"n": n, "system": system, **med, "total_s": total, "sentences_per_s": 2 * n / med["embed_s"]})
             ours, naive = rows[-2], rows[-1]
             ratios[n] = {"embed": naive["embed_s"] / ours["embed_s"], "total": (naive["total_s"] / ours["total_s"]) if naive["total_s"] else None}
-        print_table(rows, ["n", "system", "embed_s", "embed_cpu_s", "sentences_per_s", "search_s", "search_cpu_s", "total_s", "accuracy", "rss_added_mb", "tracemalloc_peak_mb"])
+        print_table(
+            rows,
+            [
+                "n",
+                "system",
+                "embed_s",
+                "embed_cpu_s",
+                "sentences_per_s",
+                "search_s",
+                "search_cpu_s",
+                "total_s",
+                "accuracy",
+                "rss_added_mb",
+                "tracemalloc_peak_mb",
+            ],
+        )
         parts = []
         for n, r in ratios.items():
             total = "naive search skipped" if r["total"] is None else f"{r['total']:.2f}x"

@@ -70,7 +70,12 @@ def run_ours(args, task, model_dir: str, data_dir: Path, workdir: Path, tag: str
     from intertask.config import ModelConfig, StageConfig
     from intertask.training.recipe import StageContext, run_stage
 
-    ctx = StageContext(model=ModelConfig(name_or_path=model_dir, max_seq_length=args.seq_len), seed=args.seed, data_dir=data_dir, mixed_precision="bf16" if args.precision == "bf16" else "no")
+    ctx = StageContext(
+        model=ModelConfig(name_or_path=model_dir, max_seq_length=args.seq_len),
+        seed=args.seed,
+        data_dir=data_dir,
+        mixed_precision="bf16" if args.precision == "bf16" else "no",
+    )
     stage = StageConfig(
         task=task.name, language="en", learning_rate=args.lr, batch_size=args.batch_size, max_steps=args.steps, warmup_ratio=0.0,
         weight_decay=0.0, max_grad_norm=1.0, max_train_samples=args.max_train_samples, max_eval_samples=8, eval_every_steps=args.steps,
@@ -79,7 +84,15 @@ def run_ours(args, task, model_dir: str, data_dir: Path, workdir: Path, tag: str
     with PeakRSS() as mem:
         summary = run_stage(stage, ctx, workdir / f"ours-{tag}", "target")
     t = summary["throughput"]
-    return {"seconds": t["seconds"], "cpu_seconds": t["cpu_seconds"], "tokens": t["tokens"], "examples": t["examples"], "loss": t["mean_loss"], "rss_mb": mem.added_mb, "gpu_mb": mem.gpu_peak}
+    return {
+        "seconds": t["seconds"],
+        "cpu_seconds": t["cpu_seconds"],
+        "tokens": t["tokens"],
+        "examples": t["examples"],
+        "loss": t["mean_loss"],
+        "rss_mb": mem.added_mb,
+        "gpu_mb": mem.gpu_peak,
+    }
 
 
 def run_baseline(args, task, model_dir: str, data_dir: Path, workdir: Path, tag: str) -> dict:
@@ -133,7 +146,15 @@ def run_baseline(args, task, model_dir: str, data_dir: Path, workdir: Path, tag:
         result = trainer.train()
     wall = clock["stop"][0] - clock["start"][0]
     cpu = clock["stop"][1] - clock["start"][1]
-    return {"seconds": wall, "cpu_seconds": cpu, "tokens": counted["tokens"], "examples": counted["examples"], "loss": result.training_loss, "rss_mb": mem.added_mb, "gpu_mb": mem.gpu_peak}
+    return {
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "tokens": counted["tokens"],
+        "examples": counted["examples"],
+        "loss": result.training_loss,
+        "rss_mb": mem.added_mb,
+        "gpu_mb": mem.gpu_peak,
+    }
 
 
 def _sync():
@@ -166,7 +187,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         model_dir = prepare_model(args, workdir)
-        print(f"model {model_dir}  device {args.device}  precision {args.precision}  seq-len {args.seq_len}  batch {args.batch_size}  steps {args.steps}  threads {torch.get_num_threads()}")
+        print(
+            f"model {model_dir}  device {args.device}  precision {args.precision}  seq-len {args.seq_len}  batch {args.batch_size}  steps "
+            f"{args.steps}  threads {torch.get_num_threads()}"
+        )
         for name in task_names:
             task = bench_task(name)
             data_dir = data_dir_for(name, "dev" if name == "xnli" else "train", "en")
@@ -182,10 +206,17 @@ def main() -> None:
                 out["cpu_s_per_1k_tokens"] = 1000 * out["cpu_seconds"] / out["tokens"]
                 out["mfu_%"] = 100 * mfu(out["tokens_per_s"], params, args.peak_tflops) if args.device == "cuda" else None
                 runs[system].append(out)
-                print(f"  run {r} {system:8s}: {out['tokens_per_s']:9.1f} tok/s  {out['examples_per_s']:7.2f} ex/s  {out['cpu_s_per_1k_tokens']:.3f} CPU s/1k tok  loss {out['loss']:.4f}  ({out['seconds']:.1f} s, {out['tokens']} tokens)", flush=True)
+                print(
+                    f"  run {r} {system:8s}: {out['tokens_per_s']:9.1f} tok/s  {out['examples_per_s']:7.2f} ex/s  {out['cpu_s_per_1k_tokens']:.3f} "
+                    f"CPU s/1k tok  loss {out['loss']:.4f}  ({out['seconds']:.1f} s, {out['tokens']} tokens)",
+                    flush=True,
+                )
             rows = []
             for system in ("ours", "baseline"):
-                med = {k: median([o[k] for o in runs[system] if o[k] is not None]) if any(o[k] is not None for o in runs[system]) else None for k in runs[system][0]}
+                med = {
+                    k: median([o[k] for o in runs[system] if o[k] is not None]) if any(o[k] is not None for o in runs[system]) else None
+                    for k in runs[system][0]
+                }
                 rows.append({"system": system, **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in med.items()}})
             print_table(rows, ["system", "tokens_per_s", "examples_per_s", "cpu_s_per_1k_tokens", "loss", "seconds", "tokens", "rss_mb", "gpu_mb", "mfu_%"])
             ratio = rows[0]["tokens_per_s"] / rows[1]["tokens_per_s"]

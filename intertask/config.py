@@ -328,7 +328,11 @@ def identity_dict(cfg: Any) -> dict:
         out = {}
         for f in dataclasses.fields(v):
             value = getattr(v, f.name)
-            default = f.default if f.default is not dataclasses.MISSING else (f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)  # type: ignore[misc]
+            default = (
+                f.default
+                if f.default is not dataclasses.MISSING
+                else (f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+            )  # type: ignore[misc]
             if value != default:
                 out[f.name] = strip(value)
         return out

@@ -32,7 +32,7 @@ import time
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 from intertask.config import (  # noqa: F401  (ExecutorConfig, SlurmConfig: re-exported, grid presets' schema)
     ExecutorConfig,
@@ -320,10 +320,22 @@ def run_grid(grid: Grid, executor: Any | None = None, show_progress: bool = True
         "axes": grid.axes,
         "executor": to_dict(grid.executor),
         "preset": grid.data,
-        "runs": [{"run_id": r.run_id, "name": r.cfg.name, "arm": r.arm, "axes": r.axes, "command": f"intertask run {Path(r.cfg.output_dir) / r.cfg.name / 'config.yaml'}"} for r in grid.runs],
+        "runs": [
+            {
+                "run_id": r.run_id,
+                "name": r.cfg.name,
+                "arm": r.arm,
+                "axes": r.axes,
+                "command": f"intertask run {Path(r.cfg.output_dir) / r.cfg.name / 'config.yaml'}",
+            }
+            for r in grid.runs
+        ],
     }
     write_json_atomic(grid.output_dir / "grids" / f"{_tag(grid.name)}.json", manifest)
-    say(f"grid {grid.name}: {len(grid.runs)} runs, {len(done)} already in the store, {len(run_jobs)} to run, {len(inter_jobs)} intermediate checkpoints to train ({executor.describe()})")
+    say(
+        f"grid {grid.name}: {len(grid.runs)} runs, {len(done)} already in the store, {len(run_jobs)} to run, "
+        f"{len(inter_jobs)} intermediate checkpoints to train ({executor.describe()})"
+    )
     completed: list[dict[str, Any]] = []
     failed: list[tuple[Job, str]] = []
     with GridProgress(len(inter_jobs) + len(run_jobs), enabled=show_progress) as progress:
@@ -336,7 +348,10 @@ def run_grid(grid: Grid, executor: Any | None = None, show_progress: bool = True
                     completed.append(result)
                     if job.kind == "run" and job.run_id not in result.get("run_ids", [job.run_id]):
                         # The pipeline named the record differently: resuming could not skip it.
-                        say(f"[yellow]warning[/yellow]: {job.label}: the pipeline stored run_id(s) {result.get('run_ids')} but the grid expected {job.run_id}; intertask.grid.run_id is out of date")
+                        say(
+                            f"[yellow]warning[/yellow]: {job.label}: the pipeline stored run_id(s) {result.get('run_ids')} "
+                            f"but the grid expected {job.run_id}; intertask.grid.run_id is out of date"
+                        )
                 else:
                     failed.append((job, error))
                     say(f"[red]failed[/red]: {job.description}: {error.strip().splitlines()[-1] if error.strip() else error}")
@@ -370,7 +385,7 @@ class GridProgress:
         self._progress = None
         self._saved_env: str | None = None
 
-    def __enter__(self) -> "GridProgress":
+    def __enter__(self) -> GridProgress:
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
             from rich.text import Text
@@ -384,8 +399,8 @@ class GridProgress:
                     return Text.from_markup(owner._status())
 
             self._progress = Progress(
-                TextColumn("[bold]grid[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("done"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                InFlight(), console=console, transient=False,
+                TextColumn("[bold]grid[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("done"),
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), InFlight(), console=console, transient=False,
             )  # fmt: skip
             self._progress.__enter__()
             self._tid = self._progress.add_task("grid", total=self.total, status="")
@@ -423,14 +438,20 @@ class GridProgress:
 
 def summary_lines(grid: Grid, outcome: GridOutcome) -> list[str]:
     runs_done = sum(1 for c in outcome.completed if c["kind"] == "run")
-    lines = [f"grid {grid.name}: {runs_done} runs completed, {outcome.skipped} skipped (already in the store), {len([f for f in outcome.failed if f[0].kind == 'run'])} failed, in {outcome.seconds} s"]
+    lines = [
+        f"grid {grid.name}: {runs_done} runs completed, {outcome.skipped} skipped (already in the store), "
+        f"{len([f for f in outcome.failed if f[0].kind == 'run'])} failed, in {outcome.seconds} s"
+    ]
     for job, error in outcome.failed:
         lines.append(f"  failed {job.description}: {error.strip().splitlines()[-1] if error.strip() else error}")
     return lines
 
 
 def describe_grid(grid: Grid) -> list[str]:
-    lines = [f"grid {grid.name}: {len(grid.runs)} runs", *(f"  {k}: {', '.join('null' if v is None else str(v) for v in vals)}" for k, vals in grid.axes.items())]
+    lines = [
+        f"grid {grid.name}: {len(grid.runs)} runs",
+        *(f"  {k}: {', '.join('null' if v is None else str(v) for v in vals)}" for k, vals in grid.axes.items()),
+    ]
     return lines
 
 

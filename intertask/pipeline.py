@@ -33,8 +33,6 @@ from intertask.tasks.retrieval import RetrievalTask
 from intertask.training.checkpoint import fault_point
 from intertask.training.recipe import StageContext, run_stage
 
-
-
 # ----------------------------------------------------------------------------- validation
 
 
@@ -70,7 +68,11 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
             train_task = task.training_task()
             for split_task, split in ((train_task, "train"), (task, "dev")):
                 if not has_data(split_task, split, stage.language, cfg.data_dir):
-                    paths = split_task.local.paths(cfg.data_dir, split, stage.language) if split_task.local and split in split_task.local.files else ["(no local layout)"]
+                    paths = (
+                        split_task.local.paths(cfg.data_dir, split, stage.language)
+                        if split_task.local and split in split_task.local.files
+                        else ["(no local layout)"]
+                    )
                     raise ConfigError(f"{role}: {split_task.name} {split} data for {stage.language!r} not found: {', '.join(map(str, paths))}")
     if cfg.intermediate is None and not cfg.baseline:
         raise ConfigError("nothing to run: no intermediate task and baseline=false")
@@ -94,7 +96,16 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
 
 def _stage_key(cfg: ExperimentConfig, stage: StageConfig) -> str:
     """Everything that determines a stage's checkpoint, hashed (data_dir by value, not by meaning)."""
-    return config_hash({"model": identity_dict(cfg.model), "stage": identity_dict(stage), "seed": cfg.seed, "data_dir": str(cfg.data_dir), "data_source": cfg.data_source, "mixed_precision": cfg.mixed_precision})
+    return config_hash(
+        {
+            "model": identity_dict(cfg.model),
+            "stage": identity_dict(stage),
+            "seed": cfg.seed,
+            "data_dir": str(cfg.data_dir),
+            "data_source": cfg.data_source,
+            "mixed_precision": cfg.mixed_precision,
+        }
+    )
 
 
 def intermediate_dir(cfg: ExperimentConfig) -> Path:
@@ -138,7 +149,6 @@ def run_intermediate_stage(stage: StageConfig, ctx: StageContext, stage_dir: Pat
     """The intermediate stage: the text recipe, or the multimodal runner for captioning / VQA tasks
     (same stage-dir layout; only the text encoder is saved in model/)."""
     from intertask.multimodal.stage import is_multimodal, run_multimodal_stage
-
     from intertask.training.multitask import intermediate_runner  # multi-task, continued MLM, or run_stage
 
     run = run_multimodal_stage if is_multimodal(stage) else intermediate_runner(stage)
@@ -196,7 +206,9 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
     return record
 
 
-def evaluate_arm(cfg: ExperimentConfig, target_cfg: StageConfig, target_dir: Path, encoder_from: Path | None, partial_file: Path | None = None) -> dict[str, Any]:
+def evaluate_arm(
+    cfg: ExperimentConfig, target_cfg: StageConfig, target_dir: Path, encoder_from: Path | None, partial_file: Path | None = None
+) -> dict[str, Any]:
     """Zero-shot scores of one arm; each finished task is saved to `partial_file` so a kill never redoes it."""
     ev = cfg.evaluation
     done: dict[str, Any] = read_json(partial_file) if partial_file is not None and partial_file.is_file() else {"scores": {}, "samples": {}}
@@ -214,7 +226,22 @@ def evaluate_arm(cfg: ExperimentConfig, target_cfg: StageConfig, target_dir: Pat
         fault_point(f"eval:{target.name}")
         langs = pick_languages(target, ev.languages, ev.split, cfg.data_dir, cfg.data_source)
         max_length = target_cfg.max_seq_length or cfg.model.max_seq_length
-        record(target.name, evaluate_target(target, target_dir / MODEL_DIR, langs, cfg.data_dir, ev.split, cfg.data_source, ev.max_eval_samples, ev.batch_size, max_length, target_cfg.doc_stride, cfg.seed))
+        record(
+            target.name,
+            evaluate_target(
+                target,
+                target_dir / MODEL_DIR,
+                langs,
+                cfg.data_dir,
+                ev.split,
+                cfg.data_source,
+                ev.max_eval_samples,
+                ev.batch_size,
+                max_length,
+                target_cfg.doc_stride,
+                cfg.seed,
+            ),
+        )
     # Retrieval uses the encoder after the intermediate stage (the pretrained one for the
     # baseline), as X-STILTs does: retrieval tasks have no English training data of their own.
     encoder = encoder_from if encoder_from is not None else cfg.model.name_or_path

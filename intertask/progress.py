@@ -22,7 +22,14 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[..., None]]:
     if not enabled() or total == 0:
         yield lambda n=1, **kw: None
         return
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+    ]
     with Progress(*columns, console=console, transient=True) as progress:
         tid = progress.add_task(description, total=total, status="")
 

@@ -30,7 +30,12 @@ def _squad_v2(n: int, seed: int) -> dict:
         context = f"{_sent(i + seed, 8)}. The answer number {i} is here. {_sent(i + seed + 1, 8)}."
         answer = f"number {i}"
         qas = [
-            {"id": f"q{seed}-{i}", "question": f"what is the answer {i}?", "answers": [{"text": answer, "answer_start": context.index(answer)}], "is_impossible": False},
+            {
+                "id": f"q{seed}-{i}",
+                "question": f"what is the answer {i}?",
+                "answers": [{"text": answer, "answer_start": context.index(answer)}],
+                "is_impossible": False,
+            },
             {"id": f"u{seed}-{i}", "question": "who won the cup?", "answers": [], "is_impossible": True},
         ]
         paragraphs.append({"context": context, "qas": qas})
@@ -46,8 +51,13 @@ def write_intermediate_data(root: Path, n: int = 12) -> Path:
             _jsonl(root / f"anli/anli_v1.0/R{r}/{split}.jsonl", [
                 {"uid": f"{r}{split}{i}", "context": _sent(i + r), "hypothesis": _sent(i + 2), "label": labels_enc[i % 3]} for i in range(n)
             ])  # fmt: skip
-    mnli = "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label\n"
-    mnli += "".join(f"{i}\tp\tq\tfiction\t-\t-\t-\t-\t{_sent(i)}\t{_sent(i + 5)}\tneutral\t{['entailment', 'neutral', 'contradiction'][i % 3]}\n" for i in range(n))
+    mnli = (
+        "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse"
+        "\tsentence1\tsentence2\tlabel1\tgold_label\n"
+    )
+    mnli += "".join(
+        f"{i}\tp\tq\tfiction\t-\t-\t-\t-\t{_sent(i)}\t{_sent(i + 5)}\tneutral\t{['entailment', 'neutral', 'contradiction'][i % 3]}\n" for i in range(n)
+    )
     _text(root / "mnli/train.tsv", mnli)
     _text(root / "mnli/dev_matched.tsv", mnli)
     _jsonl(root / "snli/snli_1.0_train.jsonl", [
@@ -67,7 +77,15 @@ def write_intermediate_data(root: Path, n: int = 12) -> Path:
     # Translate-train: a "Russian" copy of HellaSwag train in the same format.
     _jsonl(root / "hellaswag/hellaswag_train_ru.jsonl", [{**r, "ctx": "кошка сидела на коврике " + str(i)} for i, r in enumerate(hs)])
     csqa = [
-        {"answerKey": "ABCDE"[i % 5], "id": f"cs{i}", "question": {"question_concept": "x", "stem": _sent(i) + "?", "choices": [{"label": L, "text": WORDS[(i + k) % len(WORDS)]} for k, L in enumerate("ABCDE")]}}
+        {
+            "answerKey": "ABCDE"[i % 5],
+            "id": f"cs{i}",
+            "question": {
+                "question_concept": "x",
+                "stem": _sent(i) + "?",
+                "choices": [{"label": L, "text": WORDS[(i + k) % len(WORDS)]} for k, L in enumerate("ABCDE")],
+            },
+        }
         for i in range(n)
     ]
     _jsonl(root / "commonsenseqa/train_rand_split.jsonl", csqa)
@@ -80,7 +98,13 @@ def write_intermediate_data(root: Path, n: int = 12) -> Path:
     _text(root / "cosmosqa/train.csv", buf.getvalue())
     _text(root / "cosmosqa/valid.csv", buf.getvalue())
     for split in ("train", "dev"):  # official socialiqa-train-dev layout: labels in a separate file
-        _jsonl(root / f"siqa/{split}.jsonl", [{"context": _sent(i), "question": "what next?", "answerA": _sent(i + 1, 3), "answerB": _sent(i + 2, 3), "answerC": _sent(i + 3, 3)} for i in range(n)])
+        _jsonl(
+            root / f"siqa/{split}.jsonl",
+            [
+                {"context": _sent(i), "question": "what next?", "answerA": _sent(i + 1, 3), "answerB": _sent(i + 2, 3), "answerC": _sent(i + 3, 3)}
+                for i in range(n)
+            ],
+        )
         _text(root / f"siqa/{split}-labels.lst", "".join(f"{i % 3 + 1}\n" for i in range(n)))
     tags = ["NP/N", "N", "(S\\NP)/NP", "NP", "S[dcl]\\NP", "PP/NP"]
     train_lines = [" ".join(f"{w}|NN|{tags[(i + k) % 5]}" for k, w in enumerate(_sent(i).split())) for i in range(n)]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from intermediate_fixtures import write_intermediate_data
 from typer.testing import CliRunner
 
-from intermediate_fixtures import write_intermediate_data
 from intertask.cli.main import app
 from intertask.config import ExperimentConfig, MLMConfig, ModelConfig, StageConfig, from_dict
 from intertask.errors import ConfigError
@@ -58,7 +58,9 @@ def test_mlm_config_validation():
     with pytest.raises(ConfigError, match="did you mean 'whole_word'"):
         from_dict(ExperimentConfig, {"intermediate": {"task": "mlm", "mlm": {"masking": "whole-word"}}})
     with pytest.raises(ConfigError, match="task mlm has no language 'xx'"):
-        validate_experiment(from_dict(ExperimentConfig, {"intermediate": {"task": "mlm", "mlm": {"languages": ["xx"]}}, "target": {"task": "panx"}}), check_data=False)
+        validate_experiment(
+            from_dict(ExperimentConfig, {"intermediate": {"task": "mlm", "mlm": {"languages": ["xx"]}}, "target": {"task": "panx"}}), check_data=False
+        )
     with pytest.raises(ConfigError, match="intermediate stage only"):
         validate_experiment(from_dict(ExperimentConfig, {"target": {"task": "mlm"}}), check_data=False)
 

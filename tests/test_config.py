@@ -37,7 +37,10 @@ def test_wrong_types_fail_loudly(data, message):
 
 
 def test_types_are_converted():
-    cfg = from_dict(ExperimentConfig, {"data_dir": "x/y", "target": {"learning_rate": 3, "init_encoder_from": "a/b", "max_steps": None}, "evaluation": {"languages": "ru, de"}})
+    cfg = from_dict(
+        ExperimentConfig,
+        {"data_dir": "x/y", "target": {"learning_rate": 3, "init_encoder_from": "a/b", "max_steps": None}, "evaluation": {"languages": "ru, de"}},
+    )
     assert cfg.data_dir == Path("x/y")
     assert cfg.target.learning_rate == 3.0 and isinstance(cfg.target.learning_rate, float)
     assert cfg.target.init_encoder_from == Path("a/b")
@@ -46,9 +49,17 @@ def test_types_are_converted():
 
 
 def test_dotted_overrides_parse_yaml_values():
-    data = apply_overrides({"target": {"task": "panx"}}, ["target.learning_rate=3e-5", "intermediate.task=squad_v1", "evaluation.languages=[ru,de]", "target.max_steps=null", "baseline=false"])
+    data = apply_overrides(
+        {"target": {"task": "panx"}},
+        ["target.learning_rate=3e-5", "intermediate.task=squad_v1", "evaluation.languages=[ru,de]", "target.max_steps=null", "baseline=false"],
+    )
     assert from_dict(StageConfig, data["target"]).learning_rate == 3e-5  # YAML reads 3e-5 as a string
-    assert data == {"target": {"task": "panx", "learning_rate": "3e-5", "max_steps": None}, "intermediate": {"task": "squad_v1"}, "evaluation": {"languages": ["ru", "de"]}, "baseline": False}
+    assert data == {
+        "target": {"task": "panx", "learning_rate": "3e-5", "max_steps": None},
+        "intermediate": {"task": "squad_v1"},
+        "evaluation": {"languages": ["ru", "de"]},
+        "baseline": False,
+    }
 
 
 def test_override_without_equals_is_rejected():

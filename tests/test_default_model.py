@@ -20,7 +20,11 @@ def test_tatoeba_rus_eng_with_the_default_model(tmp_path, shared_data):
     A correctly converted multilingual-e5-small reaches ~0.92; a broken conversion lands near 0.
     """
     out = tmp_path / "tatoeba.json"
-    result = CliRunner().invoke(app, ["eval", "--model", "default", "--task", "tatoeba", "--languages", "ru", "--data-dir", str(shared_data), "--output", str(out)], catch_exceptions=False)
+    result = CliRunner().invoke(
+        app,
+        ["eval", "--model", "default", "--task", "tatoeba", "--languages", "ru", "--data-dir", str(shared_data), "--output", str(out)],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     ru = json.loads(out.read_text())["languages"]["ru"]
     assert ru["examples"] == 1000

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from test_grid import grid_data
 
 from intertask.grid import build_grid, run_grid
 from intertask.results.store import ResultsStore
-from test_grid import grid_data
 
 
 @pytest.mark.slow
@@ -40,10 +40,13 @@ def test_submitit_slurm_parameters(tmp_path, monkeypatch):
     (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 0\n")
     (tmp_path / "bin" / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{__import__('os').environ['PATH']}")
-    slurm = SlurmConfig(partition="gpu", account="proj", gpus_per_node=1, cpus_per_task=6, mem_gb=40, timeout_min=90, max_parallel=4, setup=["module load cuda"])
+    slurm = SlurmConfig(
+        partition="gpu", account="proj", gpus_per_node=1, cpus_per_task=6, mem_gb=40, timeout_min=90, max_parallel=4, setup=["module load cuda"]
+    )
     ex = SubmititExecutor(ExecutorConfig(kind="submitit", cluster="slurm", slurm=slurm), tmp_path / "out")
     script = ex._executor()._executor._make_submission_file_text("python -m job", "uid")
-    for line in ("#SBATCH --partition=gpu", "#SBATCH --account=proj", "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=6", "#SBATCH --mem=40GB", "#SBATCH --time=90", "module load cuda"):
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --account=proj", "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=6",
+                 "#SBATCH --mem=40GB", "#SBATCH --time=90", "module load cuda"):
         assert line in script, script
     assert str(tmp_path / "out" / "submitit") in script
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from intermediate_fixtures import write_intermediate_data
+
 from intertask.config import ModelConfig, StageConfig
 from intertask.data.loading import load_examples
 from intertask.evaluation.metrics import squad_v2_scores
@@ -182,7 +182,9 @@ def test_local_data_runs(name, local_data, tiny_model, tmp_path):
 def test_default_model_three_steps(local_data, tmp_path):
     """The embedded multilingual-e5-small: HellaSwag (multiple choice, with a pooler) for 3 steps, then hand-off."""
     ctx = StageContext(model=ModelConfig(name_or_path="default", freeze_embeddings=True), seed=0, data_dir=local_data)  # 96M frozen: fast steps
-    summary = run_stage(_stage("hellaswag", max_steps=3, batch_size=2, max_train_samples=6, max_eval_samples=4, learning_rate=2e-5), ctx, tmp_path / "hs", "intermediate")
+    summary = run_stage(
+        _stage("hellaswag", max_steps=3, batch_size=2, max_train_samples=6, max_eval_samples=4, learning_rate=2e-5), ctx, tmp_path / "hs", "intermediate"
+    )
     assert summary["steps"] == 3 and 0.0 <= summary["dev_metrics"]["accuracy"] <= 1.0
     model = build_model(get_task("panx"), "default", init_encoder_from=tmp_path / "hs")
     expected = encoder_state_dict(tmp_path / "hs", model.base_model_prefix)

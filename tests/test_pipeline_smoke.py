@@ -73,7 +73,8 @@ def test_intermediate_checkpoint_is_shared_across_targets(quickstart_run, tiny_m
     inter = stage_dirs(quickstart_run / "intermediate")
     mtime = (inter[0] / "stage.json").stat().st_mtime_ns
     run_cli("run", str(REPO / "configs/quickstart.yaml"), f"model.name_or_path={tiny_model}", f"output_dir={quickstart_run}", f"data_dir={sample_data}", *SMALL,
-            "name=other-target", "target.task=squad_v1", "target.max_seq_length=96", "evaluation.languages=[en]", "evaluation.retrieval_tasks=[]", "baseline=false")  # fmt: skip
+            "name=other-target", "target.task=squad_v1", "target.max_seq_length=96", "evaluation.languages=[en]",
+            "evaluation.retrieval_tasks=[]", "baseline=false")  # fmt: skip
     assert stage_dirs(quickstart_run / "intermediate") == inter
     assert (inter[0] / "stage.json").stat().st_mtime_ns == mtime
 
@@ -115,7 +116,9 @@ def test_same_shape_head_is_not_inherited(tmp_path, tiny_model, sample_data):
 def test_eval_cli_writes_json(quickstart_run, sample_data, tmp_path):
     target_dir = next((quickstart_run / "quickstart" / "baseline").glob("target-*"))
     out = tmp_path / "eval.json"
-    run_cli("eval", "--model", str(target_dir), "--task", "panx", "--languages", "ru", "--data-dir", str(sample_data), "--output", str(out), "--max-samples", "20")
+    run_cli(
+        "eval", "--model", str(target_dir), "--task", "panx", "--languages", "ru", "--data-dir", str(sample_data), "--output", str(out), "--max-samples", "20"
+    )
     result = json.loads(out.read_text())
     assert result["task"] == "panx" and set(result["languages"]) == {"ru"}
     assert set(result["languages"]["ru"]) >= {"f1", "precision", "recall", "examples"}

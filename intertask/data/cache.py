@@ -135,7 +135,8 @@ def featurize_cached(
         if features is None:
             features = head.featurize(examples, tokenizer, task.labels, max_length, train=train, doc_stride=doc_stride)
             try:
-                _write(entry, features, {"task": task.name, "split": split, "language": language, "files": _files_meta(files), "max_length": max_length, "doc_stride": doc_stride, "train": bool(train), "rows": len(features)})
+                meta = {"task": task.name, "split": split, "language": language, "files": _files_meta(files)}
+                _write(entry, features, {**meta, "max_length": max_length, "doc_stride": doc_stride, "train": bool(train), "rows": len(features)})
             except OSError as exc:  # a full or read-only disk must not stop the run
                 log(f"[yellow]feature cache: could not write {entry}: {exc}[/yellow]")
     if features is None:

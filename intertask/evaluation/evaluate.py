@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 @torch.inference_mode()
-def predict(model, tokenizer, task: "Task", features: "Features", batch_size: int, device: torch.device, description: str = "eval") -> list[np.ndarray]:
+def predict(model, tokenizer, task: Task, features: Features, batch_size: int, device: torch.device, description: str = "eval") -> list[np.ndarray]:
     """Run the model over features in length-sorted batches (little padding); outputs in input order."""
     model.eval()
     raw: list[np.ndarray | None] = [None] * len(features)
@@ -42,11 +42,33 @@ def _inputs_only(row: dict) -> dict:
     return {k: v for k, v in row.items() if k in _MODEL_INPUTS or k in ("labels", "start_positions", "end_positions")}
 
 
-def evaluate_examples(model, tokenizer, task: "Task", examples: Sequence[dict], language: str, max_length: int, batch_size: int, device: torch.device, doc_stride: int = 128, description: str = "eval") -> dict[str, float]:
+def evaluate_examples(
+    model,
+    tokenizer,
+    task: Task,
+    examples: Sequence[dict],
+    language: str,
+    max_length: int,
+    batch_size: int,
+    device: torch.device,
+    doc_stride: int = 128,
+    description: str = "eval",
+) -> dict[str, float]:
     return predict_examples(model, tokenizer, task, examples, language, max_length, batch_size, device, doc_stride, description)[0]
 
 
-def predict_examples(model, tokenizer, task: "Task", examples: Sequence[dict], language: str, max_length: int, batch_size: int, device: torch.device, doc_stride: int = 128, description: str = "eval") -> tuple[dict[str, float], Any, Any]:
+def predict_examples(
+    model,
+    tokenizer,
+    task: Task,
+    examples: Sequence[dict],
+    language: str,
+    max_length: int,
+    batch_size: int,
+    device: torch.device,
+    doc_stride: int = 128,
+    description: str = "eval",
+) -> tuple[dict[str, float], Any, Any]:
     """-> (metrics, predictions, references); the last two feed per-example bootstrap intervals."""
     from intertask.data.cache import featurize_cached  # tokenise once (disk cache + in-process memo of the dev set)
 
@@ -57,7 +79,18 @@ def predict_examples(model, tokenizer, task: "Task", examples: Sequence[dict], l
 
 
 @torch.inference_mode()
-def embed_sentences(encoder, tokenizer, sentences: Sequence[str], batch_size: int, max_length: int, device: torch.device, pooling: str = "mean", layer: int = -1, prefix: str = "", description: str = "embed") -> np.ndarray:
+def embed_sentences(
+    encoder,
+    tokenizer,
+    sentences: Sequence[str],
+    batch_size: int,
+    max_length: int,
+    device: torch.device,
+    pooling: str = "mean",
+    layer: int = -1,
+    prefix: str = "",
+    description: str = "embed",
+) -> np.ndarray:
     """Sentence embeddings from one layer of the encoder (mean over non-padding tokens, or <s>)."""
     encoder.eval()
     enc = tokenizer([prefix + s for s in sentences], truncation=True, max_length=max_length)

@@ -12,10 +12,10 @@ import torch
 from intertask.data.loading import available_languages, has_data, load_examples
 from intertask.errors import ConfigError
 from intertask.evaluation.evaluate import embed_sentences, predict_examples
-from intertask.results.stats import example_scores
 from intertask.evaluation.metrics import bucc_optimal_threshold, bucc_select
 from intertask.evaluation.retrieval import mine_bitext, nearest_neighbours
 from intertask.models.loading import checkpoint_dir, load_encoder, load_tokenizer
+from intertask.results.stats import example_scores
 
 if TYPE_CHECKING:
     from intertask.tasks.base import Task
@@ -26,7 +26,7 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def pick_languages(task: "Task", requested: Sequence[str], split: str, data_dir: Path, source: str) -> list[str]:
+def pick_languages(task: Task, requested: Sequence[str], split: str, data_dir: Path, source: str) -> list[str]:
     """The requested languages (validated), or every language with data for this split."""
     if requested:
         for lang in requested:
@@ -43,14 +43,14 @@ def pick_languages(task: "Task", requested: Sequence[str], split: str, data_dir:
     return langs
 
 
-def retrieval_split(task: "Task", split: str) -> str:
+def retrieval_split(task: Task, split: str) -> str:
     """Retrieval benchmarks such as Tatoeba ship only one split; use it whatever was asked."""
     splits = task.splits()
     return split if split in splits else splits[0]
 
 
 def evaluate_target(
-    task: "Task",
+    task: Task,
     model_path: str | Path,
     languages: Sequence[str],
     data_dir: Path,
@@ -71,13 +71,15 @@ def evaluate_target(
     results: dict[str, dict] = {}
     for lang in languages:
         data = load_examples(task, split, lang, data_dir, source, max_samples=max_samples, seed=seed)
-        scores, predictions, references = predict_examples(model, tokenizer, task, data.examples, lang, max_length, batch_size, device, doc_stride, f"{task.name} {split} {lang}")
+        scores, predictions, references = predict_examples(
+            model, tokenizer, task, data.examples, lang, max_length, batch_size, device, doc_stride, f"{task.name} {split} {lang}"
+        )
         per_example = example_scores(task, predictions, references, lang)  # for bootstrap CIs in reports
         results[lang] = {**scores, "examples": len(data.examples), "files": data.files, "per_example": per_example}
     return results
 
 
-def _check_labels(task: "Task", model, directory: Path) -> None:
+def _check_labels(task: Task, model, directory: Path) -> None:
     if task.labels:
         got = [model.config.id2label[i] for i in range(model.config.num_labels)]
         if got != list(task.labels):
@@ -104,7 +106,7 @@ def is_embedding_model(encoder_path: str | Path, config=None) -> bool:
     return str(encoder_path) == "default" or any(EMBEDDING_MODEL_NAME.search(n) for n in _model_names(encoder_path, config))
 
 
-def default_retrieval_layer(task: "RetrievalTask", encoder_path: str | Path, config) -> int:
+def default_retrieval_layer(task: RetrievalTask, encoder_path: str | Path, config) -> int:
     """XTREME's layer for this model depth (the record's ``xtreme_layers``); -1 (last) for embedding models
     and other depths."""
     if is_embedding_model(encoder_path, config):
@@ -112,7 +114,7 @@ def default_retrieval_layer(task: "RetrievalTask", encoder_path: str | Path, con
     return task.xtreme_layers.get(int(getattr(config, "num_hidden_layers", 0)), -1)
 
 
-def default_prefixes(encoder_path: str | Path, config, task: "RetrievalTask") -> tuple[str, str]:
+def default_prefixes(encoder_path: str | Path, config, task: RetrievalTask) -> tuple[str, str]:
     """(query prefix, document prefix): e5 models expect "query: " / "passage: " (both "query: " for symmetric
     bitext tasks, the record's ``asymmetric=False``); no prefix for anything else."""
     if str(encoder_path) == "default" or any(E5_NAME.search(n) for n in _model_names(encoder_path, config)):
@@ -135,7 +137,7 @@ class RetrievalRun:
 
 
 def evaluate_retrieval(
-    task: "RetrievalTask",
+    task: RetrievalTask,
     encoder_path: str | Path,
     languages: Sequence[str],
     data_dir: Path,
@@ -189,7 +191,7 @@ def evaluate_retrieval(
     return {lang: {**scores, **settings} for lang, scores in results.items()}
 
 
-def _aligned_pairs(task: "RetrievalTask", languages: Sequence[str], run: RetrievalRun) -> dict[str, dict]:
+def _aligned_pairs(task: RetrievalTask, languages: Sequence[str], run: RetrievalRun) -> dict[str, dict]:
     """Tatoeba-style line-aligned pairs (local files, or hub rows ``[{"source", "target"}]``)."""
     results = {}
     for lang in languages:
@@ -237,11 +239,11 @@ def _unique(id2sent: dict[str, str]) -> tuple[list[str], dict[str, str]]:
     return texts, {t: i for t, i in first.items() if t not in repeated}
 
 
-def _bitext_mining(task: "RetrievalTask", languages: Sequence[str], run: RetrievalRun) -> dict[str, dict]:
+def _bitext_mining(task: RetrievalTask, languages: Sequence[str], run: RetrievalRun) -> dict[str, dict]:
     return {lang: _mine_language(task, lang, run) for lang in languages}
 
 
-def _mine_language(task: "RetrievalTask", lang: str, run: RetrievalRun) -> dict:
+def _mine_language(task: RetrievalTask, lang: str, run: RetrievalRun) -> dict:
     dev = load_examples(task, "dev", lang, run.data_dir).examples
     dev_cands = bucc_candidates(dev, run.embed, run.query_prefix, run.margin_k, f"{lang} dev")
     threshold = bucc_optimal_threshold(dev_cands, dev.gold)
@@ -262,7 +264,7 @@ def rank_documents(query_emb, doc_emb, doc_ids: Sequence[str], k: int = 20) -> l
     return [[doc_ids[j] for j in row if j >= 0] for row in idx]
 
 
-def _pooled_ranking(task: "RetrievalTask", languages: Sequence[str], run: RetrievalRun) -> dict[str, dict]:
+def _pooled_ranking(task: RetrievalTask, languages: Sequence[str], run: RetrievalRun) -> dict[str, dict]:
     """LAReQA: each language's questions rank the pooled candidates of every language with data."""
     pool_langs = [lang for lang in task.languages if has_data(task, run.split, lang, run.data_dir)] or list(languages)
     sets = {lang: load_examples(task, run.split, lang, run.data_dir).examples for lang in dict.fromkeys(list(pool_langs) + list(languages))}
@@ -283,7 +285,7 @@ def _pooled_ranking(task: "RetrievalTask", languages: Sequence[str], run: Retrie
     return results
 
 
-def _candidate_ranking(task: "RetrievalTask", languages: Sequence[str], run: RetrievalRun) -> dict[str, dict]:
+def _candidate_ranking(task: RetrievalTask, languages: Sequence[str], run: RetrievalRun) -> dict[str, dict]:
     """Mewsli-X: each language's mentions rank the one shared entity candidate set."""
     results: dict[str, dict] = {}
     cache: dict[tuple[str, ...], tuple] = {}
@@ -302,7 +304,7 @@ def _candidate_ranking(task: "RetrievalTask", languages: Sequence[str], run: Ret
 
 
 # procedure (RetrievalTask.procedure) -> (task, languages, run) -> {language: scores}
-RETRIEVAL_PROCEDURES: dict[str, Callable[["RetrievalTask", Sequence[str], RetrievalRun], dict[str, dict]]] = {
+RETRIEVAL_PROCEDURES: dict[str, Callable[[RetrievalTask, Sequence[str], RetrievalRun], dict[str, dict]]] = {
     "aligned_pairs": _aligned_pairs,
     "bitext_mining": _bitext_mining,
     "pooled_ranking": _pooled_ranking,

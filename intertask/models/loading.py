@@ -71,7 +71,7 @@ def encoder_state_dict(path: str | Path, base_model_prefix: str) -> dict[str, to
     return state  # a bare encoder checkpoint (e.g. the embedded default model)
 
 
-def build_model(task: "Task", model_name: str | Path, init_encoder_from: Path | None = None, freeze_embeddings: bool = False) -> PreTrainedModel:
+def build_model(task: Task, model_name: str | Path, init_encoder_from: Path | None = None, freeze_embeddings: bool = False) -> PreTrainedModel:
     """A fresh head for `task` on the pretrained encoder, or on the encoder of an earlier stage.
 
     Encoder-only hand-off: the head is always newly initialised, even when the previous stage had a

@@ -42,7 +42,9 @@ def train_unigram_tokenizer(texts: Iterable[str], vocab_size: int = 2000) -> Pre
     )
 
 
-def build_tiny_model(directory: str | Path, texts: Iterable[str], hidden_size: int = 32, layers: int = 2, heads: int = 2, vocab_size: int = 2000, seed: int = 0) -> Path:
+def build_tiny_model(
+    directory: str | Path, texts: Iterable[str], hidden_size: int = 32, layers: int = 2, heads: int = 2, vocab_size: int = 2000, seed: int = 0
+) -> Path:
     """Write a tiny random XLM-R encoder + tokenizer to `directory` and return it."""
     import torch
 

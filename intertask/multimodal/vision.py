@@ -32,6 +32,7 @@ import torch
 from intertask.errors import ConfigError
 from intertask.progress import progress_bar
 
+
 @dataclass
 class ImageFeatures:
     """Features of a list of images, row i = keys[i]."""
@@ -125,12 +126,22 @@ class HFVisionEncoder:
         return pooled.float().cpu().numpy(), (hidden.float().cpu().numpy() if patches else None)
 
 
-def build_tiny_vision_model(directory: str | Path, image_size: int = 32, patch_size: int = 8, hidden_size: int = 32, layers: int = 2, heads: int = 2, seed: int = 0) -> Path:
+def build_tiny_vision_model(
+    directory: str | Path, image_size: int = 32, patch_size: int = 8, hidden_size: int = 32, layers: int = 2, heads: int = 2, seed: int = 0
+) -> Path:
     """A tiny random CLIP vision tower + image processor saved to `directory` (no download)."""
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
     directory = Path(directory)
-    config = CLIPVisionConfig(hidden_size=hidden_size, intermediate_size=hidden_size * 4, num_hidden_layers=layers, num_attention_heads=heads, image_size=image_size, patch_size=patch_size, projection_dim=hidden_size)
+    config = CLIPVisionConfig(
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 4,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        image_size=image_size,
+        patch_size=patch_size,
+        projection_dim=hidden_size,
+    )
     torch.manual_seed(seed)
     CLIPVisionModel(config).save_pretrained(directory)
     CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}).save_pretrained(directory)
@@ -161,7 +172,9 @@ class FeatureCache:
     def _path(self, encoder_id: str, kind: str, key: str) -> Path:
         return self.root / encoder_id / kind / f"{_safe(str(key))}.npy"
 
-    def features(self, encoder: VisionEncoder, keys: Sequence[str], load: Callable[[str], np.ndarray], patches: bool = False, batch_size: int = 64) -> ImageFeatures:
+    def features(
+        self, encoder: VisionEncoder, keys: Sequence[str], load: Callable[[str], np.ndarray], patches: bool = False, batch_size: int = 64
+    ) -> ImageFeatures:
         """Features of `keys` (deduplicated, in order): read from the cache, the rest computed and stored.
 
         Each cached file is opened once; an unreadable one (empty or truncated after a crash) counts as missing."""

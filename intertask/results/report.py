@@ -16,8 +16,8 @@ Everything is computed from the stored run records (never typed by hand):
 from __future__ import annotations
 
 import base64
-import csv
 import copy
+import csv
 import html
 import io
 import json
@@ -34,6 +34,7 @@ from intertask.errors import IntertaskError
 from intertask.io import read_json, write_text_atomic
 from intertask.results.stats import Interval, hierarchical_bootstrap, load_example_scores, paired_bootstrap
 from intertask.results.store import BASELINE, STORE_FILE, ResultsStore
+
 PROFILES = ("xtreme", "xtreme-r", "xtreme-ru")
 
 
@@ -265,8 +266,8 @@ def _example_level_interval(cell: Cell, task: str, n_boot: int, confidence: floa
         # over languages instead weights languages by size -- per language, then averaged:
         import numpy as np
 
-        arm_rows.append([np.asarray(ea[task][l]["values"], dtype=float) for l in langs])
-        base_rows.append([np.asarray(eb[task][l]["values"], dtype=float) for l in langs])
+        arm_rows.append([np.asarray(ea[task][lang]["values"], dtype=float) for lang in langs])
+        base_rows.append([np.asarray(eb[task][lang]["values"], dtype=float) for lang in langs])
     if not arm_rows:
         return None
     try:
@@ -343,7 +344,7 @@ def _figures(data: ReportData, out: Path) -> list[Path]:
 
     paths: list[Path] = []
     for task in data.columns:
-        langs = sorted({lang for row in data.rows if (c := data.cells.get((row, task))) for lang in c.langs}, key=lambda l: (l != "en", l))
+        langs = sorted({lang for row in data.rows if (c := data.cells.get((row, task))) for lang in c.langs}, key=lambda lang: (lang != "en", lang))
         rows = [row for row in data.rows if (row, task) in data.cells]
         if not langs or not rows:
             continue
@@ -374,7 +375,15 @@ def _figures(data: ReportData, out: Path) -> list[Path]:
             for i in range(mat.shape[0]):
                 for j in range(mat.shape[1]):
                     if not np.isnan(mat[i, j]):
-                        ax.text(j, i, f"{mat[i, j]:+.1f}" if cmap == "RdBu" else f"{mat[i, j]:.1f}", ha="center", va="center", fontsize=7, color="black" if cmap == "RdBu" or mat[i, j] > np.nanmean(mat) else "white")
+                        ax.text(
+                            j,
+                            i,
+                            f"{mat[i, j]:+.1f}" if cmap == "RdBu" else f"{mat[i, j]:.1f}",
+                            ha="center",
+                            va="center",
+                            fontsize=7,
+                            color="black" if cmap == "RdBu" or mat[i, j] > np.nanmean(mat) else "white",
+                        )
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
         fig.tight_layout()
         path = out / f"heatmap-{_safe(task)}.png"
@@ -470,7 +479,9 @@ def _benchmark_rows(data: ReportData) -> list[tuple[str, str, list[str]]]:
             std = statistics.stdev(scores) if len(scores) > 1 else 0.0
             present = sorted({t for res in results for t in res["tasks"]})
             complete = all(res["complete"] for res in results)
-            out.append((profile, _row_name(row), [f"{_pct(statistics.fmean(scores))} ± {_pct(std)}", ", ".join(present) + ("" if complete else " (incomplete)")]))
+            out.append(
+                (profile, _row_name(row), [f"{_pct(statistics.fmean(scores))} ± {_pct(std)}", ", ".join(present) + ("" if complete else " (incomplete)")])
+            )
     return out
 
 
@@ -483,7 +494,9 @@ RESAMPLING = (
 )
 
 
-def _markdown(data: ReportData, figures: list[Path], commands: list[str], runs: list[dict], store_path: Path, n_boot: int, confidence: float, title: str) -> str:
+def _markdown(
+    data: ReportData, figures: list[Path], commands: list[str], runs: list[dict], store_path: Path, n_boot: int, confidence: float, title: str
+) -> str:
     L = [f"# {title}", "", f"Results store: `{store_path}` — {len(data.records)} runs, {len(data.rows)} rows, seeds per cell: {_n_seeds(data)}.", ""]
     L += ["## Zero-shot results", "", "Rows: intermediate task; columns: target task (its main metric averaged over the evaluated languages, x100) "
           "and retrieval tasks. Each cell: mean ± std over seeds; second line: Δ vs the no-intermediate baseline [bootstrap CI]. "
@@ -503,7 +516,12 @@ def _markdown(data: ReportData, figures: list[Path], commands: list[str], runs: 
     if bench:
         L += ["| profile | intermediate task | score (mean ± std over seeds) | tasks present |", "|---|---|---:|---|"]
         L += [f"| {p} | {name} | {v[0]} | {v[1]} |" for p, name, v in bench]
-        L += ["", "Scored with `intertask.evaluation.benchmark_scores.benchmark_score` over the tasks present; an incomplete profile is not comparable to published totals.", ""]
+        L += [
+            "",
+            "Scored with `intertask.evaluation.benchmark_scores.benchmark_score` over the tasks present; "
+            "an incomplete profile is not comparable to published totals.",
+            "",
+        ]
     else:
         L += [data.benchmark_note or "No XTREME / XTREME-R / XTREME-RU task among the stored scores.", ""]
     L += ["## Figures", ""]
@@ -530,12 +548,22 @@ code{font-size:12px}.note{color:#555;font-size:13px}
 def _html(data: ReportData, figures: list[Path], commands: list[str], runs: list[dict], store_path: Path, n_boot: int, confidence: float, title: str) -> str:
     e = html.escape
     H = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">", f"<title>{e(title)}</title>", f"<style>{CSS}</style></head><body>"]
-    H.append(f"<h1>{e(title)}</h1><p class=\"note\">Results store: <code>{e(str(store_path))}</code> — {len(data.records)} runs, seeds per cell: {_n_seeds(data)}.</p>")
-    H.append("<h2>Zero-shot results</h2><p class=\"note\">Rows: intermediate task; columns: target task (main metric averaged over the evaluated languages, x100) and retrieval tasks. Each cell: mean ± std over seeds, then Δ vs the no-intermediate baseline [bootstrap CI]. Highlighted: best mean in the column.</p>")
-    H.append("<table id=\"main\"><thead><tr><th>intermediate task</th>" + "".join(f"<th>{e(c)}<br><small>{e(_main_metric(c))}</small></th>" for c in data.columns) + "</tr></thead><tbody>")
+    H.append(
+        f'<h1>{e(title)}</h1><p class="note">Results store: <code>{e(str(store_path))}</code> — {len(data.records)} runs, seeds per cell: {_n_seeds(data)}.</p>'
+    )
+    H.append(
+        '<h2>Zero-shot results</h2><p class="note">Rows: intermediate task; columns: target task (main metric averaged over '
+        "the evaluated languages, x100) and retrieval tasks. Each cell: mean ± std over seeds, then Δ vs the no-intermediate "
+        "baseline [bootstrap CI]. Highlighted: best mean in the column.</p>"
+    )
+    H.append(
+        '<table id="main"><thead><tr><th>intermediate task</th>'
+        + "".join(f"<th>{e(c)}<br><small>{e(_main_metric(c))}</small></th>" for c in data.columns)
+        + "</tr></thead><tbody>"
+    )
     for row, line in zip(data.rows, _table_cells(data)):
         tds = "".join(
-            f"<td{BEST_ATTR if best else ''}><span class=\"score\">{e(score)}</span>" + (f"<span class=\"delta\">Δ {e(delta)}</span>" if delta else "") + "</td>"
+            f'<td{BEST_ATTR if best else ""}><span class="score">{e(score)}</span>' + (f'<span class="delta">Δ {e(delta)}</span>' if delta else "") + "</td>"
             for score, delta, best in line
         )
         H.append(f"<tr><th>{e(_row_name(row))}</th>{tds}</tr>")
@@ -562,12 +590,17 @@ def _html(data: ReportData, figures: list[Path], commands: list[str], runs: list
         H.append(f"<tr><td><code>{e(r['run_id'])}</code></td><td>{e(str(r['seed']))}</td><td><code>{e(r['command'])}</code></td><td><code>{e(str(r['config_hash']))}</code></td><td><code>{e(str(r['git_hash']))}</code></td><td>{e(str(r['seconds']))}</td></tr>")
     H.append("</table><h3>Configs</h3>")
     for r in runs:
-        H.append(f"<details><summary><code>{e(r['run_id'])}</code></summary><pre>{e(yaml.safe_dump(r['config'], sort_keys=False, allow_unicode=True))}</pre></details>")
+        H.append(
+            f"<details><summary><code>{e(r['run_id'])}</code></summary>"
+            f"<pre>{e(yaml.safe_dump(r['config'], sort_keys=False, allow_unicode=True))}</pre></details>"
+        )
     H.append("</body></html>")
     return "\n".join(H)
 
 
-def write_report(store_path: str | Path, output: str | Path, experiment: str | None = None, n_boot: int = 2000, confidence: float = 0.95, title: str | None = None) -> list[Path]:
+def write_report(
+    store_path: str | Path, output: str | Path, experiment: str | None = None, n_boot: int = 2000, confidence: float = 0.95, title: str | None = None
+) -> list[Path]:
     """Write report.md, report.html (self-contained), report.json, the PNG figures and the configs; return the paths."""
     store_path = resolve_store(store_path)
     records = ResultsStore(store_path).query(experiment=experiment)
@@ -591,7 +624,15 @@ def write_report(store_path: str | Path, output: str | Path, experiment: str | N
     summary = {
         "rows": [_row_name(r) for r in data.rows],
         "columns": data.columns,
-        "cells": {f"{_row_name(row)} | {col}": {"mean": c.mean, "std": c.std, "seeds": {str(k): v for k, v in c.values.items()}, **({"delta": data.intervals[(row, col)].as_dict()} if (row, col) in data.intervals else {})} for (row, col), c in data.cells.items()},
+        "cells": {
+            f"{_row_name(row)} | {col}": {
+                "mean": c.mean,
+                "std": c.std,
+                "seeds": {str(k): v for k, v in c.values.items()},
+                **({"delta": data.intervals[(row, col)].as_dict()} if (row, col) in data.intervals else {}),
+            }
+            for (row, col), c in data.cells.items()
+        },
     }
     js = out / "report.json"
     write_text_atomic(js, json.dumps(summary, indent=2, ensure_ascii=False))

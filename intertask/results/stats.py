@@ -69,7 +69,9 @@ def _score(rows: np.ndarray, kind: str) -> np.ndarray:
     return np.where(denom > 0, 2 * tp / np.maximum(denom, 1e-12), 0.0)
 
 
-def hierarchical_bootstrap(arm: Sequence[np.ndarray], baseline: Sequence[np.ndarray], kind: str = "mean", n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> Interval:
+def hierarchical_bootstrap(
+    arm: Sequence[np.ndarray], baseline: Sequence[np.ndarray], kind: str = "mean", n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> Interval:
     """Paired bootstrap over seeds, then examples within seeds (same example indices for both arms).
 
     `arm[s]` and `baseline[s]` are per-example arrays for seed s: shape (n,) of scores for
@@ -116,7 +118,7 @@ def save_example_scores(eval_file: str | Path, per_example: Mapping[str, Mapping
     arm (the evaluation order of the fixed dev/test set).
     """
     path = example_scores_path(eval_file)
-    write_json_atomic(path, {t: {l: dict(v) for l, v in langs.items()} for t, langs in per_example.items()})
+    write_json_atomic(path, {t: {lang: dict(v) for lang, v in langs.items()} for t, langs in per_example.items()})
     return path
 
 

@@ -66,7 +66,10 @@ class SelectionResult:
         return {
             "target": self.target,
             "candidates": self.candidates,
-            "methods": [{"method": m.method, "ranking": m.ranking, "scores": m.scores, "seconds": m.seconds, "notes": m.notes, "details": m.details} for m in self.methods],
+            "methods": [
+                {"method": m.method, "ranking": m.ranking, "scores": m.scores, "seconds": m.seconds, "notes": m.notes, "details": m.details}
+                for m in self.methods
+            ],
             "measured": self.measured,
             "evaluation": self.evaluation,
         }
@@ -146,7 +149,9 @@ def vocab_overlap(a: Counter, b: Counter) -> tuple[float, float]:
     return weighted, jaccard
 
 
-def target_features(task_name: str, encoder_path: str | Path, data_dir: Path, max_samples: int, max_length: int = 128, seed: int = 0, max_tokens: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+def target_features(
+    task_name: str, encoder_path: str | Path, data_dir: Path, max_samples: int, max_length: int = 128, seed: int = 0, max_tokens: int = 5000
+) -> tuple[np.ndarray, np.ndarray]:
     """Frozen-encoder features and labels of the target's English training data, for LogME.
 
     Classification: the mean-pooled sentence (pair) representation and its label. Tagging: the
@@ -154,9 +159,8 @@ def target_features(task_name: str, encoder_path: str | Path, data_dir: Path, ma
     """
     import torch
 
-    from intertask.models.loading import load_encoder, load_tokenizer
-
     from intertask.models.heads import SequenceClassificationHead, TokenClassificationHead
+    from intertask.models.loading import load_encoder, load_tokenizer
 
     task, examples = _train_examples(task_name, data_dir, max_samples, seed)
     classify = isinstance(task.head, SequenceClassificationHead)
@@ -172,13 +176,22 @@ def target_features(task_name: str, encoder_path: str | Path, data_dir: Path, ma
             chunk = examples[start : start + batch]
             if classify:
                 text_b = [e.get("text_b") for e in chunk]
-                enc = tokenizer([e["text_a"] for e in chunk], text_b if any(t is not None for t in text_b) else None, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+                enc = tokenizer(
+                    [e["text_a"] for e in chunk],
+                    text_b if any(t is not None for t in text_b) else None,
+                    truncation=True,
+                    max_length=max_length,
+                    padding=True,
+                    return_tensors="pt",
+                )
                 states = encoder(**{k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}).last_hidden_state
                 mask = enc["attention_mask"].to(device).unsqueeze(-1).to(states.dtype)
                 feats.append(((states * mask).sum(1) / mask.sum(1).clamp(min=1)).float().cpu().numpy())
                 labels += [label2id[e["label"]] for e in chunk]
             else:
-                enc = tokenizer([e["tokens"] for e in chunk], is_split_into_words=True, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+                enc = tokenizer(
+                    [e["tokens"] for e in chunk], is_split_into_words=True, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+                )
                 states = encoder(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)).last_hidden_state.float().cpu().numpy()
                 for i, ex in enumerate(chunk):
                     previous = None
@@ -269,7 +282,9 @@ def select(
         t0 = time.time()
         target_emb = mean_embedding(get_texts(target), model)
         scores = {c: cosine(target_emb, mean_embedding(get_texts(c), model)) for c in candidates}
-        embedding_result = MethodResult("embedding", scores, round(time.time() - t0, 2), [f"cosine of mean embeddings ({model}), {max_samples} examples per dataset"])
+        embedding_result = MethodResult(
+            "embedding", scores, round(time.time() - t0, 2), [f"cosine of mean embeddings ({model}), {max_samples} examples per dataset"]
+        )
     if "logme" in methods:
         t0 = time.time()
         scores, notes, details = {}, [], {}
@@ -311,7 +326,9 @@ def select(
         scores, jacc = {}, {}
         for c in candidates:
             scores[c], jacc[c] = vocab_overlap(tc, token_counts(get_texts(c), tok))
-        results.append(MethodResult("vocab", scores, round(time.time() - t0, 2), ["weighted subword overlap (sum of min relative frequencies)"], {"jaccard": jacc}))
+        results.append(
+            MethodResult("vocab", scores, round(time.time() - t0, 2), ["weighted subword overlap (sum of min relative frequencies)"], {"jaccard": jacc})
+        )
 
     out = SelectionResult(target, candidates, results)
     if store_path is not None:
@@ -320,7 +337,11 @@ def select(
         if len(usable) >= 1:
             for m in results:
                 ranked = [c for c in m.ranking if c in out.measured]
-                out.evaluation[m.method] = {"ndcg": ndcg_at_k(ranked, out.measured), f"ndcg@{k}": ndcg_at_k(ranked, out.measured, k), f"regret@{k}": regret_at_k(ranked, out.measured, k)}
+                out.evaluation[m.method] = {
+                    "ndcg": ndcg_at_k(ranked, out.measured),
+                    f"ndcg@{k}": ndcg_at_k(ranked, out.measured, k),
+                    f"regret@{k}": regret_at_k(ranked, out.measured, k),
+                }
     return out
 
 
@@ -356,8 +377,9 @@ def format_selection(res: SelectionResult, k: int = 1) -> str:
     return console.export_text()
 
 
-def run_selection(target: str, candidates: Sequence[str], model: str = "default", data_dir: Path = Path("../shared/data"), max_samples: int = 500, methods: Sequence[str] = METHODS,
-                  encoders: dict | None = None, store: Path | None = None, k: int = 1, seed: int = 0, as_json: bool = False) -> str:  # fmt: skip
+def run_selection(target: str, candidates: Sequence[str], model: str = "default", data_dir: Path = Path("../shared/data"),
+                  max_samples: int = 500, methods: Sequence[str] = METHODS, encoders: dict | None = None, store: Path | None = None,
+                  k: int = 1, seed: int = 0, as_json: bool = False) -> str:  # fmt: skip
     """`intertask select`: the rankings as text (or JSON)."""
     res = select(target, candidates, model, data_dir, max_samples, methods, encoders, store, k, seed)
     return json.dumps(res.as_dict(), indent=2) if as_json else format_selection(res, k)

@@ -4,10 +4,9 @@ records explicitly (the multimodal ones, captioning and VQA, in :mod:`intertask.
 
 from __future__ import annotations
 
+# Explicit registration: importing a module registers its records.
+from intertask.tasks import intermediate, multimodal, multiple_choice, retrieval, sentence_pair, span_qa, tagging  # noqa: E402,F401,I001
 from intertask.tasks.base import HubDataset, LocalFiles, Task
 from intertask.tasks.registry import TASKS, all_tasks, get_task, register
-
-# Explicit registration: importing a module registers its records.
-from intertask.tasks import sentence_pair, tagging, span_qa, retrieval, multiple_choice, intermediate, multimodal  # noqa: E402,F401,I001
 
 __all__ = ["Task", "LocalFiles", "HubDataset", "TASKS", "register", "get_task", "all_tasks"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 if TYPE_CHECKING:
     from intertask.evaluation.metrics import Metric
@@ -52,8 +52,8 @@ class HubDataset:
 class Task:
     name: str
     description: str
-    head: "Head"
-    metrics: tuple["Metric", ...]
+    head: Head
+    metrics: tuple[Metric, ...]
     main_metric: str  # key in the metrics' output used for checkpoint selection and tables
     languages: tuple[str, ...]
     roles: frozenset[str]
@@ -67,7 +67,7 @@ class Task:
     source: str = ""
     license: str = ""
 
-    def training_task(self) -> "Task":
+    def training_task(self) -> Task:
         """The record whose train split trains this task: the benchmark's English training task
         (``train_task``, e.g. XNLI -> MNLI), else the task itself."""
         if self.train_task is None:

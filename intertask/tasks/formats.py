@@ -12,10 +12,9 @@
 from __future__ import annotations
 
 import glob
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping
 
 from intertask.data import readers
 from intertask.data.readers import ReadResult, _Bad, _get, _jsonl_records, _parse_json, _Records, _top_list, read_text
@@ -184,7 +183,9 @@ def read_lareqa(path: PathLike, *, language: str | None = None, on_bad_example: 
                 para_docs = []
                 for k, (s, e) in enumerate(spans):
                     doc_id = f"{lang}_{n_par}_{k}"
-                    doc = documents.setdefault(doc_id, {"id": doc_id, "text": context[s:e] + " " + context, "sentence": context[s:e], "lang": lang, "xling_ids": set()})
+                    doc = documents.setdefault(
+                        doc_id, {"id": doc_id, "text": context[s:e] + " " + context, "sentence": context[s:e], "lang": lang, "xling_ids": set()}
+                    )
                     para_docs.append(doc)
                 for m, qa in enumerate(_get(paragraph, "qas", list)):
                     with out.record(f"{where}.qas[{m}]"):
@@ -238,7 +239,13 @@ def read_mewslix(
             if eid in seen:
                 raise _Bad(f"duplicate entity_id {eid!r}")
             seen.add(eid)
-            documents.append({"id": eid, "text": _entity_text({"title": _get(obj, "title", optional=True), "description": _get(obj, "description")}), "lang": _get(obj, "description_language", optional=True) or "en"})
+            documents.append(
+                {
+                    "id": eid,
+                    "text": _entity_text({"title": _get(obj, "title", optional=True), "description": _get(obj, "description")}),
+                    "lang": _get(obj, "description_language", optional=True) or "en",
+                }
+            )
     labels: dict[str, list] | None = None
     if labels_path is not None:
         doc = _parse_json(labels_path, read_text(labels_path))

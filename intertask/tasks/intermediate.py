@@ -22,7 +22,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 from transformers import AutoModelForMaskedLM
 
 from intertask.data import readers
@@ -30,9 +29,9 @@ from intertask.data.readers import NLI_LABELS, ReadResult, _Bad, _get, _jsonl_re
 from intertask.errors import DataFormatError
 from intertask.evaluation.metrics import Metric, accuracy, best_null_threshold, squad_v2_scores
 from intertask.models.heads import MULTIPLE_CHOICE, SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION, Head, SpanQAHead
+from intertask.tasks import languages as L
 from intertask.tasks.base import HubDataset, LocalFiles, Task
 from intertask.tasks.registry import register
-from intertask.tasks import languages as L
 from intertask.tasks.sentence_pair import _hub_nli
 from intertask.tasks.span_qa import _hub_squad
 
@@ -237,7 +236,7 @@ class DataLabelledTask(Task):
     min_label_count: int = 1
     unknown_label: str = "<unk>"
 
-    def fit_labels(self, train_examples: Sequence[dict]) -> "DataLabelledTask":
+    def fit_labels(self, train_examples: Sequence[dict]) -> DataLabelledTask:
         counts = Counter(tag for ex in train_examples for tag in ex["tags"])
         kept = sorted((t for t, c in counts.items() if c >= self.min_label_count and t != self.unknown_label), key=lambda t: (-counts[t], t))
         return dataclasses.replace(self, labels=tuple(kept) + (self.unknown_label,))
@@ -367,7 +366,9 @@ register(
         main_metric="best_f1",
         languages=TRANSLATE_LANGUAGES,
         roles=_ROLES,
-        local=_files(partial(readers.read_squad_json, version="2.0"), "squad/train-v2.0.json|squad_v2/train-v2.0.json", "squad/dev-v2.0.json|squad_v2/dev-v2.0.json"),
+        local=_files(
+            partial(readers.read_squad_json, version="2.0"), "squad/train-v2.0.json|squad_v2/train-v2.0.json", "squad/dev-v2.0.json|squad_v2/dev-v2.0.json"
+        ),
         hub=HubDataset(path="rajpurkar/squad_v2", name=None, splits={"train": "train", "dev": "validation"}, to_example=_hub_squad),
         source="SQuAD 2.0 JSON (train-v2.0.json, dev-v2.0.json) or rajpurkar/squad_v2",
         license="CC BY-SA 4.0",
@@ -403,7 +404,11 @@ register(
         main_metric="accuracy",
         languages=TRANSLATE_LANGUAGES,
         roles=_ROLES,
-        local=_files(read_commonsenseqa_jsonl, "commonsenseqa/train_rand_split.jsonl|csqa/train_rand_split.jsonl", "commonsenseqa/dev_rand_split.jsonl|csqa/dev_rand_split.jsonl"),
+        local=_files(
+            read_commonsenseqa_jsonl,
+            "commonsenseqa/train_rand_split.jsonl|csqa/train_rand_split.jsonl",
+            "commonsenseqa/dev_rand_split.jsonl|csqa/dev_rand_split.jsonl",
+        ),
         hub=HubDataset(path="tau/commonsense_qa", name=None, splits={"train": "train", "dev": "validation"}, to_example=_hub_csqa),
         source="CommonsenseQA {train,dev}_rand_split.jsonl (s3 commensenseqa bucket) or tau/commonsense_qa",
         license="MIT",

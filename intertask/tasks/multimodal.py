@@ -146,9 +146,11 @@ def _register(
                             roles=frozenset({"intermediate"}), local=local, source=source, license=license,
                             kind=kind, image_dir=image_dir, extra_caption_files=extra))  # type: ignore[arg-type]  # fmt: skip
     if kind == "captioning":
-        register(Task(name=f"{name}_paraphrase", description=f"{name} captions as paraphrase pairs (same image or not): the size-matched text control",
-                      head=SEQUENCE_CLASSIFICATION, metrics=(accuracy,), main_metric="accuracy", languages=languages, roles=frozenset({"intermediate"}),
-                      labels=("0", "1"), local=LocalFiles(files=local.files, reader=_paraphrase_reader(local.reader)), source=source, license=license))  # fmt: skip
+        register(Task(name=f"{name}_paraphrase",
+                      description=f"{name} captions as paraphrase pairs (same image or not): the size-matched text control",
+                      head=SEQUENCE_CLASSIFICATION, metrics=(accuracy,), main_metric="accuracy", languages=languages,
+                      roles=frozenset({"intermediate"}), labels=("0", "1"),
+                      local=LocalFiles(files=local.files, reader=_paraphrase_reader(local.reader)), source=source, license=license))  # fmt: skip
 
 
 _M30K = "multimodal/multi30k"
@@ -161,19 +163,22 @@ _register(
 _register(
     "synthetic_vqa", "vqa",
     "Synthetic coloured shapes with questions ('how many squares are there?' -> 'two'), VQA v2 format; for tests",
-    LocalFiles(files={s: (f"synthetic_shapes/questions_{s}.json", f"synthetic_shapes/annotations_{s}.json") for s in ("train", "dev")}, reader=read_vqa_examples),
+    LocalFiles(files={s: (f"synthetic_shapes/questions_{s}.json", f"synthetic_shapes/annotations_{s}.json") for s in ("train", "dev")},
+               reader=read_vqa_examples),
     ("en",), "synthetic_shapes/images", "intertask.multimodal.images.make_shapes_dataset", "generated",
 )  # fmt: skip
 _register(
     "coco_captioning", "captioning",
     "MS-COCO captions (Chen et al. 2015), 5 per image; train2014 -> val2014 as dev",
-    LocalFiles(files={"train": "multimodal/coco/annotations/captions_train2014.json", "dev": "multimodal/coco/annotations/captions_val2014.json"}, reader=read_coco_caption_examples),
+    LocalFiles(files={"train": "multimodal/coco/annotations/captions_train2014.json", "dev": "multimodal/coco/annotations/captions_val2014.json"},
+               reader=read_coco_caption_examples),
     ("en",), "multimodal/coco/images", "cocodataset.org annotations_trainval2014.zip", "CC BY 4.0 (annotations); images: Flickr terms",
 )  # fmt: skip
 _register(
     "flickr8k_captioning", "captioning",
     "Flickr8k captions (Hodosh et al. 2013), 5 per image, official train/dev image lists",
-    LocalFiles(files={s: ("multimodal/flickr8k/Flickr8k.token.txt", f"multimodal/flickr8k/Flickr_8k.{s}Images.txt") for s in ("train", "dev", "test")}, reader=read_flickr_caption_examples),
+    LocalFiles(files={s: ("multimodal/flickr8k/Flickr8k.token.txt", f"multimodal/flickr8k/Flickr_8k.{s}Images.txt") for s in ("train", "dev", "test")},
+               reader=read_flickr_caption_examples),
     ("en",), "multimodal/flickr8k/images", "Flickr8k_text.zip", "research use (Flickr8k terms)",
 )  # fmt: skip
 _register(

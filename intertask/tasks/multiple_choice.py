@@ -3,10 +3,10 @@
 from intertask.data import readers
 from intertask.evaluation.metrics import accuracy
 from intertask.models.heads import MULTIPLE_CHOICE
-from intertask.tasks.base import HubDataset, Task
-from intertask.tasks.registry import register
 from intertask.tasks import languages as L
+from intertask.tasks.base import HubDataset, Task
 from intertask.tasks.formats import TargetFiles
+from intertask.tasks.registry import register
 
 
 def _hub_copa(r: dict) -> dict:

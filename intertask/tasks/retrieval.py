@@ -12,10 +12,10 @@ from typing import Literal, Mapping
 from intertask.data import readers
 from intertask.evaluation.metrics import bucc_f1, map_at_k, tatoeba_accuracy
 from intertask.models.heads import RETRIEVAL
-from intertask.tasks.base import HubDataset, LocalFiles, Task
-from intertask.tasks.registry import register
 from intertask.tasks import languages as L
+from intertask.tasks.base import HubDataset, LocalFiles, Task
 from intertask.tasks.formats import TargetFiles, read_bucc_corpus, read_lareqa, read_mewslix, read_mewslix_pairs
+from intertask.tasks.registry import register
 
 # aligned_pairs: line-aligned sentence pairs, nearest-neighbour accuracy (Tatoeba);
 # bitext_mining: margin-based mining over two corpora, threshold chosen on dev (BUCC);

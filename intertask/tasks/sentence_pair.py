@@ -6,10 +6,10 @@ from intertask.data import readers
 from intertask.data.readers import NLI_LABELS, PAWSX_LABELS
 from intertask.evaluation.metrics import accuracy
 from intertask.models.heads import SEQUENCE_CLASSIFICATION
-from intertask.tasks.base import HubDataset, LocalFiles, Task
-from intertask.tasks.registry import register
 from intertask.tasks import languages as L
+from intertask.tasks.base import HubDataset, LocalFiles, Task
 from intertask.tasks.formats import TargetFiles
+from intertask.tasks.registry import register
 
 
 def _hub_nli(r: dict) -> dict:

@@ -5,10 +5,10 @@ from functools import partial
 from intertask.data import readers
 from intertask.evaluation.metrics import mlqa_scores, squad_scores
 from intertask.models.heads import SPAN_QA
-from intertask.tasks.base import HubDataset, LocalFiles, Task
-from intertask.tasks.registry import register
 from intertask.tasks import languages as L
+from intertask.tasks.base import HubDataset, LocalFiles, Task
 from intertask.tasks.formats import TargetFiles
+from intertask.tasks.registry import register
 
 
 def _hub_squad(r: dict) -> dict:

@@ -6,11 +6,10 @@ from intertask.data import readers
 from intertask.data.readers import PANX_TAGS
 from intertask.evaluation.metrics import pos_f1, seqeval_f1
 from intertask.models.heads import TOKEN_CLASSIFICATION
-from intertask.tasks.base import HubDataset, LocalFiles, Task
-from intertask.tasks.registry import register
 from intertask.tasks import languages as L
+from intertask.tasks.base import HubDataset, LocalFiles, Task
 from intertask.tasks.formats import TargetFiles, read_ud_pos
-
+from intertask.tasks.registry import register
 
 register(
     Task(

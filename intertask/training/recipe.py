@@ -46,6 +46,7 @@ from intertask.training.checkpoint import (
     trainable_state,
 )
 
+
 @dataclass
 class StageContext:
     """Run-level settings a stage needs besides its own hyperparameters."""

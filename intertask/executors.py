@@ -1,4 +1,6 @@
-"""Executors run grid jobs (:class:`Job`, executed by :func:`execute_job`): in this process, in local worker processes, or on a cluster (submitit).
+"""Executors run grid jobs (:class:`Job`, executed by :func:`execute_job`): in this process, in local worker
+processes, or on a cluster (submitit). Imports run grid -> executors -> pipeline; the executor's configuration
+(:class:`~intertask.config.ExecutorConfig`) lives with the rest of the configuration.
 
 Every executor has the same interface: ``run(jobs, on_start)`` yields ``(job, result, error)`` as
 jobs finish (error is a traceback string or None), so one failing run never stops the grid.

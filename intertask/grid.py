@@ -322,7 +322,7 @@ def execute_job(job: Job) -> dict[str, Any]:
         inter_dir = pipeline.intermediate_dir(cfg)
         with stage_lock(inter_dir):
             if not (inter_dir / STAGE_FILE).is_file():
-                ctx = StageContext(model=cfg.model, seed=cfg.seed, data_dir=Path(cfg.data_dir), data_source=cfg.data_source, mixed_precision=cfg.mixed_precision)
+                ctx = StageContext(model=cfg.model, seed=cfg.seed, data_dir=Path(cfg.data_dir), data_source=cfg.data_source, mixed_precision=cfg.mixed_precision, logging=cfg.logging)
                 pipeline.run_intermediate_stage(cfg.intermediate, ctx, inter_dir)  # text, multi-task, MLM or multimodal
         return {"kind": job.kind, "label": job.label, "dir": str(inter_dir), "seconds": round(time.time() - started, 1)}
     from intertask.pipeline import run_experiment

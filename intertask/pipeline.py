@@ -114,7 +114,7 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     root.mkdir(parents=True, exist_ok=True)
     write_text_atomic(root / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
     store = ResultsStore(Path(cfg.output_dir) / STORE_FILE)
-    ctx = StageContext(model=cfg.model, seed=cfg.seed, data_dir=Path(cfg.data_dir), data_source=cfg.data_source, mixed_precision=cfg.mixed_precision)
+    ctx = StageContext(model=cfg.model, seed=cfg.seed, data_dir=Path(cfg.data_dir), data_source=cfg.data_source, mixed_precision=cfg.mixed_precision, logging=cfg.logging)
 
     arms: list[tuple[str, StageConfig | None]] = []
     if cfg.baseline:

@@ -128,7 +128,7 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 def _shared_part(config: dict) -> dict:
     """What must match between an arm and its baseline: everything but the arm and the seed."""
     d = copy.deepcopy(config)
-    for k in ("name", "seed", "baseline", "output_dir", "intermediate"):
+    for k in ("name", "seed", "baseline", "output_dir", "intermediate", "logging"):  # logging: how it was observed
         d.pop(k, None)
     (d.get("target") or {}).pop("task", None)
     (d.get("target") or {}).pop("init_encoder_from", None)

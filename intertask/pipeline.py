@@ -230,7 +230,7 @@ def evaluate_arm(cfg: ExperimentConfig, target_cfg: StageConfig, target_dir: Pat
 
 
 def _stage_brief(summary: dict[str, Any], directory: Path) -> dict[str, Any]:
-    keep = ("task", "task_version", "train_task", "best_step", "dev_metrics", "steps", "data", "seconds", "device", "mixed_precision")
+    keep = ("task", "task_version", "train_task", "best_step", "dev_metrics", "steps", "data", "seconds", "device", "mixed_precision", "main_metric", "history")  # history: the report's learning curves
     return {"dir": str(directory), **{k: summary[k] for k in keep if k in summary}}
 
 

@@ -102,6 +102,13 @@ def intermediate_dir(cfg: ExperimentConfig) -> Path:
     return Path(cfg.output_dir) / "intermediate" / f"{cfg.intermediate.task}-{_stage_key(cfg, cfg.intermediate)}"
 
 
+def target_dir(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None) -> Path:
+    """The directory `run_arm` gives an arm's target stage (its key includes the encoder it starts from)."""
+    encoder_from = intermediate_dir(cfg) if intermediate is not None else cfg.target.init_encoder_from
+    target_cfg = dataclasses.replace(cfg.target, init_encoder_from=encoder_from)
+    return Path(cfg.output_dir) / cfg.name / arm / f"target-{_stage_key(cfg, target_cfg)}"
+
+
 def run_id(cfg: ExperimentConfig, arm: str) -> str:
     """Identity of one arm's result in the store (stable across schema additions; see identity_dict)."""
     return f"{cfg.name}/{arm}/{config_hash(identity_dict(cfg))}"

@@ -192,6 +192,48 @@ def grid(
 
 
 @app.command()
+def plan(
+    config: Path = typer.Argument(..., help="experiment or grid preset, e.g. configs/paper/full_study.yaml"),
+    overrides: Optional[List[str]] = typer.Argument(None, help="dotted key=value overrides, as for run / grid"),
+    measure: bool = typer.Option(False, "--measure", help="measure training tokens/s of the configured model on this machine (loads the model; a few seconds)"),
+    gpu: Optional[str] = typer.Option(None, "--gpu", help="use the tokens/s table of docs/performance.md for this device: h200, h100, a100, cpu"),
+    model_size: Optional[str] = typer.Option(None, "--model-size", help="with --gpu: small, base or large (default: from the model name)"),
+    tokens_per_second: Optional[float] = typer.Option(None, "--tokens-per-second", help="training throughput in real tokens per second"),
+    check_data: bool = typer.Option(False, help="also check that local data files exist (as validate does)"),
+    stages: Optional[bool] = typer.Option(None, "--stages/--no-stages", help="list every stage (default: when there are at most 60)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output: summary and one row per stage"),
+) -> None:
+    """List the stages a preset or grid will run (shared / done), examples and steps per stage, and device hours."""
+    from rich.console import Console
+
+    from intertask.planning import Throughput, gpu_throughput, load_plan_grid, make_plan, measure_throughput, plan_rows, plan_summary, render_plan
+
+    try:
+        if sum(x is not None and x is not False for x in (measure, gpu, tokens_per_second)) > 1:
+            raise IntertaskError("give one of --measure, --gpu, --tokens-per-second")
+        g = load_plan_grid(config, overrides or [], check_data=check_data)
+        if not g.runs:
+            raise IntertaskError(f"{config}: nothing to run")
+        throughput = None
+        if tokens_per_second is not None:
+            if tokens_per_second <= 0:
+                raise IntertaskError(f"--tokens-per-second: expected a positive number, got {tokens_per_second}")
+            throughput = Throughput(tokens_per_second, f"given: {tokens_per_second:,.0f} tokens/s")
+        elif gpu is not None:
+            throughput = gpu_throughput(gpu, g.runs[0].cfg.model.name_or_path, model_size)
+        elif measure:
+            _quiet_libraries()
+            throughput = measure_throughput(g.runs[0].cfg)
+        p = make_plan(g, throughput)
+    except IntertaskError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps({"summary": plan_summary(p), "stages": plan_rows(p)}, indent=2, ensure_ascii=False))
+    else:
+        render_plan(p, Console(width=200), stages)
+
+
+@app.command()
 def results(
     store: Path = typer.Option(Path("runs/results.sqlite"), "--store", help="results store, or the output_dir holding results.sqlite"),
     experiment: Optional[str] = typer.Option(None, "--experiment", help="experiment name or prefix (a grid's name selects all its runs)"),

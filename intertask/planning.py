@@ -95,8 +95,15 @@ def model_size(name_or_path: str) -> str | None:
 
 @dataclass
 class Throughput:
-    tokens_per_second: float
+    tokens_per_second: float  # marginal rate: seconds per real token = 1 / tokens_per_second
     source: str
+    batch_overhead_seconds: float = 0.0  # fixed cost per micro-batch (measured: launches, optimiser, host work)
+
+    def seconds(self, stage: "PlannedStage") -> float | None:
+        tokens = stage.tokens
+        if tokens is None or stage.steps is None:
+            return None
+        return tokens / self.tokens_per_second + stage.steps * stage.micro_batches_per_step * self.batch_overhead_seconds
 
 
 @dataclass
@@ -110,6 +117,7 @@ class PlannedStage:
     examples: int | None = None
     examples_source: str = "unknown"
     examples_per_step: int = 0
+    micro_batches_per_step: int = 1
     steps: int | None = None
     tokens_per_example: float | None = None
     hours: float | None = None
@@ -196,6 +204,7 @@ def _tokens_per_example(task_name: str, max_length: int) -> float:
 def _plan_stage(ps: PlannedStage, stage: StageConfig, cfg: ExperimentConfig, count: _Counter) -> None:
     max_length = stage.max_seq_length or cfg.model.max_seq_length
     ps.examples_per_step = stage.batch_size * stage.gradient_accumulation_steps
+    ps.micro_batches_per_step = stage.gradient_accumulation_steps
     tasks = list(stage.tasks) if stage.tasks else [stage.task]
     if stage.task == "mlm" or stage.multimodal is not None:
         tasks = []  # text / image corpora: sized by their own files
@@ -247,8 +256,8 @@ def make_plan(grid: Grid, throughput: Throughput | None = None) -> StudyPlan:
             ps.runs.append(cfg.name)
     if throughput is not None:
         for ps in stages.values():
-            tokens = ps.tokens
-            ps.hours = None if tokens is None else tokens / throughput.tokens_per_second / 3600
+            seconds = throughput.seconds(ps)
+            ps.hours = None if seconds is None else seconds / 3600
     ordered = sorted(stages.values(), key=lambda s: (s.role != "intermediate", s.task, s.label))
     return StudyPlan(grid=grid, runs_done=runs_done, stages=ordered, throughput=throughput)
 
@@ -270,8 +279,9 @@ def gpu_throughput(gpu: str, model: str, size: str | None = None) -> Throughput:
 
 
 def measure_throughput(cfg: ExperimentConfig, seconds: float = 3.0) -> Throughput:
-    """Time forward + backward + AdamW steps of the configured model on a batch shaped like the first target stage's
-    (its batch size, its typical tokens per example) on this machine's device; a few seconds after the model loads."""
+    """Time forward + backward + AdamW steps of the configured model on this machine's device, at the first target
+    stage's batch size and two sequence lengths (16 tokens and its max_seq_length), and fit time per micro-batch =
+    overhead + tokens / rate: short-sentence batches are dominated by the fixed cost, long ones by the tokens."""
     import torch
 
     from intertask.models.loading import build_model, load_tokenizer
@@ -280,8 +290,6 @@ def measure_throughput(cfg: ExperimentConfig, seconds: float = 3.0) -> Throughpu
     stage = cfg.target
     task = get_task(stage.task)
     max_length = stage.max_seq_length or cfg.model.max_seq_length
-    per, n = TOKENS_PER_EXAMPLE.get(task.name, (max_length, 1))
-    length = max(4, min(per, max_length))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         tokenizer = load_tokenizer(cfg.model.name_or_path)
@@ -289,34 +297,43 @@ def measure_throughput(cfg: ExperimentConfig, seconds: float = 3.0) -> Throughpu
     except (OSError, ValueError) as exc:
         raise IntertaskError(f"--measure: cannot load model {cfg.model.name_or_path!r} here ({exc}); use --gpu NAME or --tokens-per-second N instead") from None
     model.train()
-    rows = stage.batch_size * n
-    ids = torch.randint(5, max(6, len(tokenizer)), (rows, length), device=device)
-    mask = torch.ones_like(ids)
-    # a sequence-classification-shaped step whatever the head: the encoder dominates the cost
+    rows = stage.batch_size
+    # the encoder dominates the cost: a sequence-classification-shaped step whatever the head
     encoder = getattr(model, model.base_model_prefix, model)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
-    def one_step() -> None:
-        with autocast:
-            out = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-        out.float().pow(2).mean().backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    def timed(length: int, budget: float) -> float:
+        ids = torch.randint(5, max(6, len(tokenizer)), (rows, length), device=device)
+        mask = torch.ones_like(ids)
 
-    one_step()  # warm-up (allocations, kernels)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    steps, start = 0, time.perf_counter()
-    while steps < 2 or (time.perf_counter() - start < seconds and steps < 50):
-        one_step()
-        steps += 1
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-    elapsed = time.perf_counter() - start
-    tps = rows * length * steps / elapsed
+        def one_step() -> None:
+            with autocast:
+                out = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+            out.float().pow(2).mean().backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+
+        one_step()  # warm-up (allocations, kernels)
+        steps, start = 0, time.perf_counter()
+        while steps < 2 or (time.perf_counter() - start < budget and steps < 50):
+            one_step()
+            steps += 1
+        return (time.perf_counter() - start) / steps
+
+    short, long = min(16, max_length), max_length
+    t_short, t_long = timed(short, seconds / 2), timed(long, seconds / 2)
+    per_token = (t_long - t_short) / (rows * (long - short)) if long > short else 0.0
+    if per_token <= 0:  # no measurable length effect: one rate from the long batches
+        overhead, rate = 0.0, rows * long / t_long
+    else:
+        overhead, rate = max(0.0, t_short - per_token * rows * short), 1.0 / per_token
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    return Throughput(tps, f"measured here on {name}: {tps:,.0f} tokens/s ({steps} steps of {rows} x {length} tokens, {cfg.model.name_or_path})")
+    source = (f"measured here on {name}, {cfg.model.name_or_path}, batch {rows}: {rows * short / t_short:,.0f} tokens/s at {short} tokens, "
+              f"{rows * long / t_long:,.0f} at {long}; fitted {overhead * 1000:.0f} ms per micro-batch + {rate:,.0f} tokens/s")  # fmt: skip
+    return Throughput(rate, source, overhead)
 
 
 # ----------------------------------------------------------------------------- output

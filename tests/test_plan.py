@@ -117,3 +117,14 @@ def test_throughput_sources(tiny_model, tmp_path):
     g = build_grid(small_grid(tiny_model, tmp_path), check_data=False)
     t = measure_throughput(g.runs[0].cfg, seconds=0.2)
     assert t.tokens_per_second > 0 and "measured here" in t.source
+
+
+def test_hub_mode_reads_tasks_without_a_hub_copy_from_local_files():
+    """data_source=hub: a task / split with no hub copy (here XQuAD's English dev = SQuAD v1.1 dev) is read locally."""
+    from intertask.data.loading import hub_falls_back, load_examples
+    from intertask.tasks import get_task
+
+    xquad = get_task("xquad")
+    assert hub_falls_back(xquad, "dev") and not hub_falls_back(xquad, "test") and hub_falls_back(get_task("anli_plus"), "train")
+    data = load_examples(xquad, "dev", "en", SAMPLE, source="hub", max_samples=5)
+    assert len(data.examples) == 5 and data.files[0].endswith("dev-v1.1.json")

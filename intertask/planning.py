@@ -24,7 +24,8 @@ from typing import Any
 
 from intertask.config import ExperimentConfig, StageConfig
 from intertask.errors import ConfigError, IntertaskError
-from intertask.grid import BASELINE, Grid, build_grid, load_grid_data, plan as grid_plan
+from intertask.grid import BASELINE, Grid, build_grid, load_grid_data
+from intertask.grid import plan as grid_plan
 
 # English training examples of the published training sets (the X-STILTs paper's Table 1 for the intermediate
 # tasks, the XTREME paper's Table 1 for the targets' English training data); used when no local file is present.
@@ -99,7 +100,7 @@ class Throughput:
     source: str
     batch_overhead_seconds: float = 0.0  # fixed cost per micro-batch (measured: launches, optimiser, host work)
 
-    def seconds(self, stage: "PlannedStage") -> float | None:
+    def seconds(self, stage: PlannedStage) -> float | None:
         tokens = stage.tokens
         if tokens is None or stage.steps is None:
             return None

@@ -12,7 +12,15 @@ from typer.testing import CliRunner
 from intertask.cli.main import app
 from intertask.errors import ConfigError
 from intertask.grid import build_grid
-from intertask.planning import gpu_throughput, load_plan_grid, make_plan, measure_throughput, model_size, plan_summary, Throughput
+from intertask.planning import (
+    Throughput,
+    gpu_throughput,
+    load_plan_grid,
+    make_plan,
+    measure_throughput,
+    model_size,
+    plan_summary,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"

@@ -7,7 +7,15 @@ import sys
 
 import pytest
 
-from intertask.config import ExperimentConfig, LoggingConfig, ModelConfig, StageConfig, config_hash, from_dict, identity_dict
+from intertask.config import (
+    ExperimentConfig,
+    LoggingConfig,
+    ModelConfig,
+    StageConfig,
+    config_hash,
+    from_dict,
+    identity_dict,
+)
 from intertask.errors import ConfigError
 from intertask.training import tracking
 from intertask.training.recipe import StageContext, run_stage

@@ -136,3 +136,9 @@ def test_hub_mode_reads_tasks_without_a_hub_copy_from_local_files():
     assert hub_falls_back(xquad, "dev") and not hub_falls_back(xquad, "test") and hub_falls_back(get_task("anli_plus"), "train")
     data = load_examples(xquad, "dev", "en", SAMPLE, source="hub", max_samples=5)
     assert len(data.examples) == 5 and data.files[0].endswith("dev-v1.1.json")
+
+
+def test_validate_accepts_grid_presets():
+    res = runner.invoke(app, ["validate", "--no-check-data", str(ROOT / "configs" / "paper" / "full_study.yaml"), str(ROOT / "configs" / "paper" / "mnli.yaml")])
+    assert res.exit_code == 0, res.output
+    assert "ok: " in res.output and "grid full_study: 231 runs" in res.output

@@ -65,7 +65,12 @@ def validate(
     failed = False
     for path in configs:
         try:
-            notes = validate_experiment(load_config(path, overrides), check_data=check_data)
+            if _is_grid_preset(path):  # a grid preset: every expanded run, as `intertask grid --dry-run`
+                from intertask.grid import describe_grid, load_grid
+
+                notes = describe_grid(load_grid(path, overrides, check_data=check_data))
+            else:
+                notes = validate_experiment(load_config(path, overrides), check_data=check_data)
             typer.secho(f"ok: {path}", fg=typer.colors.GREEN)
             for note in notes:
                 typer.echo(f"  {note}")
@@ -74,6 +79,13 @@ def validate(
             failed = True
     if failed:
         raise typer.Exit(code=2)
+
+
+def _is_grid_preset(path: Path) -> bool:
+    from intertask.config import load_yaml
+
+    data = load_yaml(path)
+    return any(key in data for key in ("grid", "per_task", "executor", "base"))
 
 
 @app.command("eval")

@@ -8,14 +8,15 @@ The training loop calls four hooks (marked ``# tracking`` there)::
     tracker.batch(loss, batch)                                           # every micro-batch (no host sync)
     tracker.step(step, lr, grad_norm)                                    # every optimiser step
     tracker.evaluation(step, scores)                                     # after every dev evaluation
-    tracker.close()                                                      # after the loop
+    tracker.close()                                                      # after the loop (finishes the trackers)
 
 Scalars (all against the optimiser step): ``train/loss`` (mean micro-batch loss since the last point),
 ``train/learning_rate``, ``train/grad_norm`` (mean pre-clipping norm), ``train/tokens_per_second`` (real,
 non-padding tokens), ``train/examples_per_second`` — every ``logging.every_steps`` steps — and ``dev/<metric>``
 for every numeric metric of every English dev evaluation. Losses, norms and token counts stay on the device
 between logging points: reading them is the only host synchronisation the tracker adds. Time spent in dev
-evaluations is left out of the throughput.
+evaluations is left out of the throughput. Under DDP the main process writes, and the loss and throughput are
+its own share (per process).
 """
 
 from __future__ import annotations
@@ -150,7 +151,11 @@ class StageTracker:
             return
         if self._batches:
             self._flush()
-        self.accelerator.end_training()
+        # What accelerator.end_training() does for the trackers, without its other effect (destroying the process
+        # group under DDP): the stage's cleanup, and later stages of the same process, still need it.
+        for tracker in self.accelerator.trackers:
+            tracker.finish()
+        self.accelerator.trackers = []
         self.accelerator = None
 
     # ------------------------------------------------------------------ internals

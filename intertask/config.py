@@ -163,6 +163,21 @@ class EvalConfig:
 
 
 @dataclass
+class LoggingConfig:
+    """Learning curves through accelerate's trackers (README "Learning curves"): training loss, learning rate,
+    gradient norm, throughput every `every_steps` optimiser steps, and every English dev evaluation, per stage.
+
+    Not part of a run's identity (run ids and stage keys ignore it): turning it on never re-runs finished work.
+    A tracker whose package is missing is turned off with a one-line message; training goes on.
+    """
+
+    tensorboard: bool = False  # event files in <stage dir>/tensorboard/<project>/ (package: tensorboard)
+    wandb: bool = False  # Weights & Biases run named after the stage (package: wandb; `wandb login` or WANDB_MODE=offline)
+    project: str = "intertask"  # the TensorBoard sub-folder and the W&B project
+    every_steps: int = 10  # training scalars every N optimiser steps (the loss is read from the device only then)
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "experiment"
     seed: int = 42
@@ -176,6 +191,7 @@ class ExperimentConfig:
     intermediate: StageConfig | None = None
     target: StageConfig = field(default_factory=StageConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig, metadata={"identity": False})
 
 
 # ----------------------------------------------------------------------------- executors (grids)
@@ -327,6 +343,8 @@ def identity_dict(cfg: Any) -> dict:
             return to_dict(v) if isinstance(v, list) else (str(v) if isinstance(v, Path) else v)
         out = {}
         for f in dataclasses.fields(v):
+            if f.metadata.get("identity", True) is False:
+                continue  # e.g. logging: how a run is observed, not what it computes
             value = getattr(v, f.name)
             default = (
                 f.default

@@ -42,16 +42,11 @@ def execute_job(job: Job) -> dict[str, Any]:
     cfg = from_dict(ExperimentConfig, job.config)
     if job.kind == "intermediate":
         from intertask import pipeline
-        from intertask.training.recipe import StageContext
-
         assert cfg.intermediate is not None
         inter_dir = pipeline.intermediate_dir(cfg)
         with stage_lock(inter_dir):
             if not (inter_dir / STAGE_FILE).is_file():
-                ctx = StageContext(
-                    model=cfg.model, seed=cfg.seed, data_dir=Path(cfg.data_dir), data_source=cfg.data_source, mixed_precision=cfg.mixed_precision
-                )
-                pipeline.run_intermediate_stage(cfg.intermediate, ctx, inter_dir)  # text, multi-task, MLM or multimodal
+                pipeline.run_intermediate_stage(cfg.intermediate, pipeline.stage_context(cfg), inter_dir)  # text, multi-task, MLM or multimodal
         return {"kind": job.kind, "label": job.label, "dir": str(inter_dir), "seconds": round(time.time() - started, 1)}
     from intertask.pipeline import run_experiment
 

@@ -183,7 +183,8 @@ def build_grid(data: dict[str, Any], source: Path | None = None, overrides: list
         from intertask.tasks import get_task
 
         for task_name, settings in per_task_raw.items():
-            get_task(str(task_name))  # did-you-mean on typos
+            if str(task_name) != "multitask":  # per_task.multitask: the tasks and sampling of the multi-task intermediate
+                get_task(str(task_name))  # did-you-mean on typos
             if not isinstance(settings, dict):
                 raise ConfigError(f"per_task.{task_name}: expected a mapping of stage settings, got {settings!r}")
             from_dict(StageConfig, {"task": str(task_name), **settings}, prefix=f"per_task.{task_name}.")

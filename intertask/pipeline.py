@@ -113,9 +113,24 @@ def intermediate_dir(cfg: ExperimentConfig) -> Path:
     return Path(cfg.output_dir) / "intermediate" / f"{cfg.intermediate.task}-{_stage_key(cfg, cfg.intermediate)}"
 
 
+def target_dir(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None) -> Path:
+    """The directory `run_arm` gives an arm's target stage (its key includes the encoder it starts from)."""
+    encoder_from = intermediate_dir(cfg) if intermediate is not None else cfg.target.init_encoder_from
+    target_cfg = dataclasses.replace(cfg.target, init_encoder_from=encoder_from)
+    return Path(cfg.output_dir) / cfg.name / arm / f"target-{_stage_key(cfg, target_cfg)}"
+
+
 def run_id(cfg: ExperimentConfig, arm: str) -> str:
     """Identity of one arm's result in the store (stable across schema additions; see identity_dict)."""
     return f"{cfg.name}/{arm}/{config_hash(identity_dict(cfg))}"
+
+
+def stage_context(cfg: ExperimentConfig) -> StageContext:
+    """The run-level settings every stage of `cfg` shares."""
+    return StageContext(
+        model=cfg.model, seed=cfg.seed, data_dir=Path(cfg.data_dir), data_source=cfg.data_source,
+        mixed_precision=cfg.mixed_precision, logging=cfg.logging,
+    )
 
 
 def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
@@ -125,7 +140,7 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     root.mkdir(parents=True, exist_ok=True)
     write_text_atomic(root / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
     store = ResultsStore(Path(cfg.output_dir) / STORE_FILE)
-    ctx = StageContext(model=cfg.model, seed=cfg.seed, data_dir=Path(cfg.data_dir), data_source=cfg.data_source, mixed_precision=cfg.mixed_precision)
+    ctx = stage_context(cfg)
 
     arms: list[tuple[str, StageConfig | None]] = []
     if cfg.baseline:
@@ -257,7 +272,10 @@ def evaluate_arm(
 
 
 def _stage_brief(summary: dict[str, Any], directory: Path) -> dict[str, Any]:
-    keep = ("task", "task_version", "train_task", "best_step", "dev_metrics", "steps", "data", "seconds", "device", "mixed_precision")
+    keep = (
+        "task", "task_version", "train_task", "best_step", "dev_metrics", "steps", "data", "seconds", "device",
+        "mixed_precision", "main_metric", "history",  # history: the report's learning curves
+    )
     return {"dir": str(directory), **{k: summary[k] for k in keep if k in summary}}
 
 

@@ -99,6 +99,11 @@ def test_every_shipped_preset_validates(preset):
     text = preset.read_text(encoding="utf-8")
     assert text.startswith("#"), "a preset starts with a comment giving its purpose and exact command"
     assert "intertask " in text.split("\n\n")[0], "the leading comment gives the exact command"
+    if "grid:" in text and "study:" not in text:  # a grid preset: every expanded run, as `intertask grid --dry-run --no-check-data`
+        from intertask.grid import load_grid
+
+        assert load_grid(preset, check_data=False).runs
+        return
     if "grid:" in text or "study:" in text:
         pytest.skip("grid/study presets are validated by their own tests")
     validate_experiment(load_config(preset), check_data=False)

@@ -22,7 +22,10 @@ from intertask.results.store import ResultsStore
 approx = pytest.approx
 
 
-def record(arm: str, target: str, seed: int, scores: dict, lr: float = 2e-5, created: str = "2026-01-01T00:00:00", tmp: Path | None = None) -> dict:
+def record(
+    arm: str, target: str, seed: int, scores: dict, lr: float = 2e-5, created: str = "2026-01-01T00:00:00",
+    tmp: Path | None = None, curves: bool = False,
+) -> dict:
     config = {
         "name": f"g/{target}/{arm}/seed{seed}",
         "seed": seed,
@@ -47,6 +50,11 @@ def record(arm: str, target: str, seed: int, scores: dict, lr: float = 2e-5, cre
         "stages": {"target": {"dir": str(tmp / config_hash(config))}} if tmp else {},
         "seconds": 1.0,
     }
+    if curves:  # the stage briefs carry stage.json's history (dev evaluations), as the pipeline writes them
+        f1 = scores[target]["en"]["f1"]
+        rec["stages"]["target"] = {"main_metric": "f1", "history": [{"step": s, "loss": 2.0 / s, "f1": f1 * s / 30} for s in (10, 20, 30)]}
+        if arm != "baseline":
+            rec["stages"]["intermediate"] = {"task": arm, "main_metric": "f1", "history": [{"step": s, "loss": 3.0 / s, "f1": 0.1 * s / 50} for s in (25, 50)]}
     return rec
 
 
@@ -58,12 +66,12 @@ def panx(en: float, ru: float) -> dict:
 def store(tmp_path) -> Path:
     s = ResultsStore(tmp_path / "results.sqlite")
     # baseline panx avg: seed1 0.50, seed2 0.60; squad_v1 arm: 0.55, 0.70 -> deltas 0.05, 0.10
-    s.add(record("baseline", "panx", 1, panx(0.6, 0.4)))
-    s.add(record("baseline", "panx", 2, panx(0.7, 0.5)))
-    s.add(record("squad_v1", "panx", 1, panx(0.7, 0.4)))
-    s.add(record("squad_v1", "panx", 2, panx(0.8, 0.6)))
-    s.add(record("mnli", "panx", 1, panx(0.5, 0.3)))
-    s.add(record("mnli", "panx", 2, panx(0.6, 0.4)))
+    s.add(record("baseline", "panx", 1, panx(0.6, 0.4), curves=True))
+    s.add(record("baseline", "panx", 2, panx(0.7, 0.5), curves=True))
+    s.add(record("squad_v1", "panx", 1, panx(0.7, 0.4), curves=True))
+    s.add(record("squad_v1", "panx", 2, panx(0.8, 0.6), curves=True))
+    s.add(record("mnli", "panx", 1, panx(0.5, 0.3), curves=True))
+    s.add(record("mnli", "panx", 2, panx(0.6, 0.4), curves=True))
     s.add({**record("squad_v1", "panx", 3, panx(0.1, 0.1)), "experiment": "other", "run_id": "other/x"})
     return tmp_path / "results.sqlite"
 
@@ -155,7 +163,7 @@ def test_write_report_files(store, tmp_path):
     out = tmp_path / "report"
     paths = write_report(store, out, experiment="g", n_boot=300)
     names = {p.name for p in paths}
-    assert {"report.md", "report.html", "report.json", "heatmap-panx.png", "deltas.png"} <= names
+    assert {"report.md", "report.html", "report.json", "heatmap-panx.png", "deltas.png", "curves-panx.png"} <= names
     for p in paths:
         if p.suffix == ".png":
             assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -166,7 +174,8 @@ def test_write_report_files(store, tmp_path):
     assert "xtreme" in md  # panx is an XTREME task: aggregate over the tasks present
     page = (out / "report.html").read_text()
     srcs = re.findall(r'src="([^"]+)"', page)
-    assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len(srcs) == 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert 'alt="curves-panx"' in page and "![curves-panx](curves-panx.png)" in md  # the learning curves figure
     assert base64.b64decode(srcs[0].split(",", 1)[1])[:4] == b"\x89PNG"
     assert "http://" not in page and "https://" not in page  # self-contained
     assert len(list((out / "configs").glob("*.yaml"))) == 6
@@ -204,7 +213,7 @@ def test_html_renders_in_headless_chromium(store, tmp_path):
     # A copy with a probe that records, after load, each image's natural width and any error.
     probe = (
         "<script>window.__errors=[];window.addEventListener('error',e=>window.__errors.push(String(e.message||e.type)),true);"
-        "window.addEventListener('load',()=>{const r={imgs:[...document.images].map(i=>i.complete?i.naturalWidth:-1),"
+        "window.addEventListener('load',()=>{const r={imgs:[...document.images].map(i=>i.complete?i.naturalWidth:-1),alts:[...document.images].map(i=>i.alt),"
         "errors:window.__errors,rows:document.querySelectorAll('#main tbody tr').length};"
         "document.body.setAttribute('data-probe',JSON.stringify(r));});</script>"
     )
@@ -220,7 +229,8 @@ def test_html_renders_in_headless_chromium(store, tmp_path):
     assert m, proc.stdout[:2000]
     result = json.loads(m.group(1).replace("&quot;", '"'))
     assert result["rows"] == 3
-    assert len(result["imgs"]) == 2 and all(w > 0 for w in result["imgs"]), result
+    assert len(result["imgs"]) == 3 and all(w > 0 for w in result["imgs"]), result
+    assert "curves-panx" in result["alts"], result  # each arm's learning curves, decoded and laid out
     assert result["errors"] == []
     console_errors = [
         line for line in proc.stderr.splitlines() if "CONSOLE" in line and ("rror" in line or "Uncaught" in line) or "Failed to load resource" in line
@@ -252,3 +262,20 @@ def test_example_scores_reproduce_the_corpus_metric():
     preds, refs = {"a": "the cat", "b": "dog house"}, {"a": ["cat"], "b": ["a dog"]}
     ex = example_scores(squad, preds, refs, "en")
     assert ex["kind"] == "mean" and np.mean(ex["values"]) == approx(squad.compute_metrics(preds, refs, "en")[squad.main_metric])
+
+
+def test_curves_read_stage_json_when_the_record_has_no_history(tmp_path):
+    """Records written before the stage briefs carried `history`: the curves come from each stage's stage.json."""
+    s = ResultsStore(tmp_path / "r.sqlite")
+    for arm in ("baseline", "squad_v1"):
+        rec = record(arm, "panx", 1, panx(0.6, 0.4), tmp=tmp_path)
+        stage_dir = Path(rec["stages"]["target"]["dir"])
+        stage_dir.mkdir(parents=True)
+        history = [{"step": 5, "loss": 1.0, "f1": 0.3}, {"step": 10, "loss": 0.5, "f1": 0.5}]
+        (stage_dir / "stage.json").write_text(json.dumps({"main_metric": "f1", "history": history}))
+        s.add(rec)
+    names = {p.name for p in write_report(tmp_path / "r.sqlite", tmp_path / "rep", n_boot=50)}
+    assert "curves-panx.png" in names
+    s2 = ResultsStore(tmp_path / "r2.sqlite")
+    s2.add(record("squad_v1", "panx", 1, panx(0.7, 0.4)))  # no history anywhere: no curves figure, no error
+    assert "curves-panx.png" not in {p.name for p in write_report(tmp_path / "r2.sqlite", tmp_path / "rep2", n_boot=50)}

@@ -64,7 +64,12 @@ def validate(
     failed = False
     for path in configs:
         try:
-            notes = validate_experiment(load_config(path, overrides), check_data=check_data)
+            if _is_grid_preset(path):  # a grid preset: every expanded run, as `intertask grid --dry-run`
+                from intertask.grid import describe_grid, load_grid
+
+                notes = describe_grid(load_grid(path, overrides, check_data=check_data))
+            else:
+                notes = validate_experiment(load_config(path, overrides), check_data=check_data)
             typer.secho(f"ok: {path}", fg=typer.colors.GREEN)
             for note in notes:
                 typer.echo(f"  {note}")
@@ -73,6 +78,13 @@ def validate(
             failed = True
     if failed:
         raise typer.Exit(code=2)
+
+
+def _is_grid_preset(path: Path) -> bool:
+    from intertask.config import load_yaml
+
+    data = load_yaml(path)
+    return any(key in data for key in ("grid", "per_task", "executor", "base"))
 
 
 @app.command("eval")
@@ -194,6 +206,48 @@ def grid(
         log(line)
     if outcome.failed:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def plan(
+    config: Path = typer.Argument(..., help="experiment or grid preset, e.g. configs/paper/full_study.yaml"),
+    overrides: list[str] | None = typer.Argument(None, help="dotted key=value overrides, as for run / grid"),
+    measure: bool = typer.Option(False, "--measure", help="measure training tokens/s of the configured model on this machine (loads the model; a few seconds)"),
+    gpu: str | None = typer.Option(None, "--gpu", help="use the tokens/s table of docs/performance.md for this device: h200, h100, a100, cpu"),
+    model_size: str | None = typer.Option(None, "--model-size", help="with --gpu: small, base or large (default: from the model name)"),
+    tokens_per_second: float | None = typer.Option(None, "--tokens-per-second", help="training throughput in real tokens per second"),
+    check_data: bool = typer.Option(False, help="also check that local data files exist (as validate does)"),
+    stages: bool | None = typer.Option(None, "--stages/--no-stages", help="list every stage (default: when there are at most 60)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output: summary and one row per stage"),
+) -> None:
+    """List the stages a preset or grid will run (shared / done), examples and steps per stage, and device hours."""
+    from rich.console import Console
+
+    from intertask.planning import Throughput, gpu_throughput, load_plan_grid, make_plan, measure_throughput, plan_rows, plan_summary, render_plan
+
+    try:
+        if sum(x is not None and x is not False for x in (measure, gpu, tokens_per_second)) > 1:
+            raise IntertaskError("give one of --measure, --gpu, --tokens-per-second")
+        g = load_plan_grid(config, overrides or [], check_data=check_data)
+        if not g.runs:
+            raise IntertaskError(f"{config}: nothing to run")
+        throughput = None
+        if tokens_per_second is not None:
+            if tokens_per_second <= 0:
+                raise IntertaskError(f"--tokens-per-second: expected a positive number, got {tokens_per_second}")
+            throughput = Throughput(tokens_per_second, f"given: {tokens_per_second:,.0f} tokens/s")
+        elif gpu is not None:
+            throughput = gpu_throughput(gpu, g.runs[0].cfg.model.name_or_path, model_size)
+        elif measure:
+            _quiet_libraries()
+            throughput = measure_throughput(g.runs[0].cfg)
+        p = make_plan(g, throughput)
+    except IntertaskError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps({"summary": plan_summary(p), "stages": plan_rows(p)}, indent=2, ensure_ascii=False))
+    else:
+        render_plan(p, Console(width=200), stages)
 
 
 @app.command()

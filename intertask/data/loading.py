@@ -40,6 +40,11 @@ def available_languages(task: "Task", split: str, data_dir: Path) -> list[str]:
     return [lang for lang in task.languages if has_data(task, split, lang, data_dir)]
 
 
+def hub_falls_back(task: "Task", split: str) -> bool:
+    """With data_source=hub, this task's split is read from local files: the task has no hub copy of it."""
+    return task.hub is None or split not in task.hub.splits
+
+
 def load_examples(
     task: "Task",
     split: str,
@@ -54,6 +59,12 @@ def load_examples(
         from intertask.errors import unknown_name_message
 
         raise ConfigError(unknown_name_message(f"language for task {task.name}", language, task.languages))
+    if source == "hub" and hub_falls_back(task, split):
+        # No hub copy of this task / split (ANLI+, CCG, XQuAD's English dev): its local files, as retrieval tasks do.
+        from intertask.progress import log
+
+        log(f"[dim]{task.name} {split}: no Hugging Face Hub copy; reading the local files under {data_dir}[/dim]")
+        source = "local"
     if source == "hub":
         data = _load_hub(task, split, language)
     else:

@@ -126,7 +126,7 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 def _shared_part(config: dict) -> dict:
     """What must match between an arm and its baseline: everything but the arm and the seed."""
     d = copy.deepcopy(config)
-    for k in ("name", "seed", "baseline", "output_dir", "intermediate"):
+    for k in ("name", "seed", "baseline", "output_dir", "intermediate", "logging"):  # logging: how it was observed
         d.pop(k, None)
     (d.get("target") or {}).pop("task", None)
     (d.get("target") or {}).pop("init_encoder_from", None)
@@ -168,6 +168,7 @@ class ReportData:
     records: list[dict]
     benchmark: dict[str, dict[tuple[str, str], dict[int, dict]]]  # profile -> row -> seed -> result
     benchmark_note: str = ""
+    record_rows: dict[str, tuple[str, str]] = field(default_factory=dict)  # run_id -> its row (for the learning curves)
 
     def best(self, col: str) -> tuple[str, str] | None:
         scored = [(c.mean, row) for row in self.rows if (c := self.cells.get((row, col))) and c.mean is not None]
@@ -248,7 +249,7 @@ def aggregate(records: list[dict], n_boot: int = 2000, confidence: float = 0.95)
         intervals[key] = interval
 
     benchmark, note = _benchmarks(records, row_of)
-    return ReportData(rows, targets + retrieval, targets, cells, intervals, records, benchmark, note)
+    return ReportData(rows, targets + retrieval, targets, cells, intervals, records, benchmark, note, {r["run_id"]: row_of(r) for r in records})
 
 
 def _example_level_interval(cell: Cell, task: str, n_boot: int, confidence: float) -> Interval | None:
@@ -414,6 +415,72 @@ def _figures(data: ReportData, out: Path) -> list[Path]:
         ax.legend(fontsize=7)
         fig.tight_layout()
         path = out / "deltas.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _stage_history(record: dict, role: str) -> tuple[list[dict], str | None]:
+    """A stage's dev evaluations (stage.json `history`) and main metric: from the record, else its stage.json."""
+    brief = (record.get("stages") or {}).get(role) or {}
+    history, metric = brief.get("history"), brief.get("main_metric")
+    if history is None and brief.get("dir"):
+        stage_file = Path(brief["dir"]) / "stage.json"
+        if stage_file.is_file():
+            try:
+                summary = read_json(stage_file)
+            except (OSError, ValueError):
+                return [], None
+            history, metric = summary.get("history"), summary.get("main_metric")
+    return list(history or []), metric
+
+
+def _curves(data: ReportData, out: Path) -> list[Path]:
+    """Learning curves per target task: English dev main metric and training loss over optimiser steps, one line per
+    run (colour = row of the table), target stage and -- dashed, on their own steps -- the intermediate stage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths: list[Path] = []
+    for target in data.targets:
+        runs = [(r, row) for row in data.rows for r in data.records if r["target"] == target and data.record_rows.get(r["run_id"]) == row]
+        curves = []
+        for r, row in runs:
+            for role in ("target", "intermediate"):
+                history, metric = _stage_history(r, role)
+                metric = metric or (_main_metric(target) if role == "target" else None)
+                points = [h for h in history if isinstance(h.get("step"), int)]
+                if points:
+                    curves.append((row, role, r.get("seed"), metric, points, (r.get("stages") or {}).get(role, {}).get("task")))
+        if not curves:
+            continue
+        colours = {row: plt.get_cmap("tab10")(i % 10) for i, row in enumerate(dict.fromkeys(c[0] for c in curves))}
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), squeeze=False)
+        labelled: set[str] = set()
+        for row, role, _seed, metric, points, task in curves:
+            style = "-" if role == "target" else "--"
+            label = _row_name(row) + ("" if role == "target" else f" (intermediate {task})")
+            kw = {"color": colours[row], "linestyle": style, "marker": "o", "markersize": 3, "linewidth": 1.2}
+            if label not in labelled:  # one legend entry per row and stage, however many seeds
+                kw["label"] = label
+                labelled.add(label)
+            scored = [(h["step"], h[metric]) for h in points if metric and isinstance(h.get(metric), (int, float))]
+            if scored:
+                axes[0][0].plot([s for s, _ in scored], [100 * v for _, v in scored], **kw)
+            losses = [(h["step"], h["loss"]) for h in points if isinstance(h.get("loss"), (int, float))]
+            if losses:
+                axes[0][1].plot([s for s, _ in losses], [v for _, v in losses], **{k: v for k, v in kw.items() if k != "label"})
+        axes[0][0].set_title(f"{target}: English dev {_main_metric(target)} x100 (dashed: intermediate stage, its own metric)", fontsize=8)
+        axes[0][1].set_title("training loss at each dev evaluation", fontsize=8)
+        for ax in axes[0]:
+            ax.set_xlabel("optimiser step")
+            ax.grid(alpha=0.3)
+        axes[0][0].legend(fontsize=7)
+        fig.tight_layout()
+        path = out / f"curves-{_safe(target)}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
@@ -609,7 +676,7 @@ def write_report(
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     data = aggregate(records, n_boot=n_boot, confidence=confidence)
-    figures = _figures(data, out)
+    figures = _figures(data, out) + _curves(data, out)
     commands, runs = _provenance(data, store_path)
     title = title or f"intertask report{': ' + experiment if experiment else ''}"
     paths = list(figures)

@@ -22,7 +22,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
-from intertask.config import ModelConfig, StageConfig, to_dict
+from intertask.config import LoggingConfig, ModelConfig, StageConfig, to_dict
 from intertask.data.batching import length_grouped_batches
 from intertask.data.cache import featurize_cached
 from intertask.data.loading import load_examples
@@ -45,6 +45,7 @@ from intertask.training.checkpoint import (
     stop_requests,
     trainable_state,
 )
+from intertask.training.tracking import StageTracker
 
 
 @dataclass
@@ -56,6 +57,7 @@ class StageContext:
     data_dir: Path
     data_source: str = "local"
     mixed_precision: str = "auto"
+    logging: LoggingConfig | None = None  # learning curves (intertask/training/tracking.py)
 
 
 class EpochBatches:
@@ -124,7 +126,8 @@ def _train_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: s
     if not task.can_play(role):
         raise ConfigError(f"task {task.name} cannot be used as {role} task (roles: {', '.join(sorted(task.roles))})")
     set_seed(ctx.seed)
-    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(ctx.mixed_precision), gradient_accumulation_steps=stage.gradient_accumulation_steps)
+    tracker = StageTracker(ctx.logging)  # tracking
+    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(ctx.mixed_precision), gradient_accumulation_steps=stage.gradient_accumulation_steps, **tracker.accelerator_kwargs(stage_dir))  # tracking: **kwargs
     tokenizer = load_tokenizer(ctx.model.name_or_path)
     max_length = stage.max_seq_length or ctx.model.max_seq_length
 
@@ -169,6 +172,7 @@ def _train_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: s
     # ---------------------------------------------------------------- train
     log(f"[bold]{role} stage[/bold] {task.name}: {len(train.examples)} train examples ({len(train_features)} rows), {len(dev.examples)} dev, {total_steps} steps")
     checkpoint_every = stage.checkpoint_every_steps or eval_every
+    tracker.start(accelerator, f"{role}-{task.name}-{stage_dir.name}", to_dict(stage))  # tracking
     progress = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "history": [], "best": {"score": -math.inf, "step": None, "metrics": None}}
     resumed = load_latest_checkpoint(stage_dir)
     if resumed is not None:
@@ -206,7 +210,8 @@ def _train_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: s
                 meter["examples"] += int(batch["input_ids"].shape[0])
                 with accelerator.accumulate(model), oom_guard(batch, stage):
                     loss = model(**batch).loss
-                    backward_and_step(accelerator, model, loss, optimizer, scheduler, stage.max_grad_norm)
+                    grad_norm = backward_and_step(accelerator, model, loss, optimizer, scheduler, stage.max_grad_norm)  # tracking: grad_norm =
+                tracker.batch(loss, batch)  # tracking
                 loss_value = loss.item()
                 running_loss += loss_value
                 loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
@@ -214,6 +219,7 @@ def _train_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: s
                     continue
                 progress["step"] += 1
                 step = progress["step"]
+                tracker.step(step, scheduler.get_last_lr()[0], grad_norm)  # tracking
                 advance(loss=running_loss / stage.gradient_accumulation_steps)
                 running_loss = 0.0
                 paused = (time.perf_counter(), time.process_time())
@@ -221,6 +227,7 @@ def _train_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: s
                     scores = evaluate_dev()
                     model.train()
                     progress["history"].append({"step": step, "epoch": progress["epoch"], "loss": loss.item(), **scores})
+                    tracker.evaluation(step, scores)  # tracking
                     if scores[task.main_metric] > progress["best"]["score"]:
                         progress["best"] = {"score": scores[task.main_metric], "step": step, "metrics": scores}
                         save_torch_atomic(trainable_state(accelerator.unwrap_model(model)), stage_dir / BEST)
@@ -237,6 +244,7 @@ def _train_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: s
                 progress["epoch"] += 1
                 progress["batches_in_epoch"] = 0
 
+    tracker.close()  # tracking
     meter["seconds"] = round(time.perf_counter() - loop_start[0] - excluded[0], 3)
     meter["cpu_seconds"] = round(time.process_time() - loop_start[1] - excluded[1], 3)
     meter["tokens"] = int(tokens.item())
@@ -307,15 +315,18 @@ def _collate(head: Any, tokenizer: Any, rows: list[dict]) -> dict:
     return head.collate(rows, tokenizer)  # a module-level function: picklable for data-loader workers
 
 
-def backward_and_step(accelerator: Accelerator, model: torch.nn.Module, loss: torch.Tensor, optimizer, scheduler, max_grad_norm: float) -> None:
+def backward_and_step(accelerator: Accelerator, model: torch.nn.Module, loss: torch.Tensor, optimizer, scheduler, max_grad_norm: float) -> torch.Tensor | None:
     """One micro-batch of every stage runner (call inside ``accelerator.accumulate``): gradients are
-    clipped only when they are synchronised; accelerate skips the optimiser/scheduler step until then."""
+    clipped only when they are synchronised; accelerate skips the optimiser/scheduler step until then.
+    Returns the gradient norm before clipping (a device tensor, not read here) on synchronising micro-batches, else None."""
     accelerator.backward(loss)
+    grad_norm = None
     if accelerator.sync_gradients:
-        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad()
+    return grad_norm
 
 
 def _no_decay(name: str) -> bool:

@@ -1,0 +1,5 @@
+"""`python -m intertask ...` = the `intertask` command."""
+
+from intertask.cli.main import main
+
+main()

@@ -440,9 +440,14 @@ def retrieval_accuracy(
     """Tatoeba: share of `src_emb` rows whose cosine nearest neighbour in `tgt_emb` is the aligned
     row (`gold_index[i]`, default row i). XTREME's direction is English queries against the other
     language; see `intertask.evaluation.retrieval.tatoeba_accuracy` for both directions."""
-    from intertask.evaluation.retrieval import nearest_neighbour_accuracy
+    from intertask.evaluation.retrieval import tatoeba_search  # XTREME's normalize_L2 + IndexFlatL2
 
-    return {"accuracy": nearest_neighbour_accuracy(src_emb, tgt_emb, gold_index)}
+    if len(src_emb) == 0:
+        raise ValueError("no queries to score")
+    gold = np.arange(len(src_emb)) if gold_index is None else np.asarray(gold_index)
+    if len(gold) != len(src_emb):
+        raise ValueError(f"{len(gold)} gold indices for {len(src_emb)} queries")
+    return {"accuracy": float(np.mean(tatoeba_search(src_emb, tgt_emb) == gold))}
 
 
 # --------------------------------------------------------------------------- registry

@@ -74,11 +74,14 @@ def _expand(data_dir: Path, pattern: str) -> list[Path]:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def read_ud_pos(*paths: PathLike, on_bad_example: str = "error") -> ReadResult[list[dict]]:
+def read_ud_pos(*paths: PathLike, multiword: str = "xtreme", allow_unlabeled: bool = False, on_bad_example: str = "error") -> ReadResult[list[dict]]:
     """UD POS from one or more files, concatenated in order (XTREME joins every treebank of a language).
 
-    ``.conllu`` files go through :func:`readers.read_conllu_pos` (FORM + UPOS); any other file is read as
-    XTREME's preprocessed ``token<TAB>UPOS`` tsv (``udpos/{split}-{lang}.tsv``) with the 17 UPOS tags.
+    ``.conllu`` files go through :func:`readers.read_conllu_pos` (FORM + UPOS; ``multiword="xtreme"``, the
+    default, gives XTREME's items: a multiword token is one item with its span head's UPOS; ``"syntactic"``
+    the syntactic words); any other file is read as XTREME's preprocessed ``token<TAB>UPOS`` tsv
+    (``udpos/{split}-{lang}.tsv``) with the 17 UPOS tags. ``allow_unlabeled=True`` also reads XTREME's test
+    tsv, which has the tokens only (``tags`` is None then).
     """
     if not paths:
         raise DataFormatError("(no file)", None, "no UD file given; expected at least one CoNLL-U or tsv file")
@@ -86,9 +89,9 @@ def read_ud_pos(*paths: PathLike, on_bad_example: str = "error") -> ReadResult[l
     skipped: list[DataFormatError] = []
     for path in paths:
         if str(path).endswith(".conllu"):
-            result = readers.read_conllu_pos(path, on_bad_example=on_bad_example)
+            result = readers.read_conllu_pos(path, multiword=multiword, on_bad_example=on_bad_example)  # type: ignore[arg-type]
         else:
-            result = readers.read_conll_tags(path, tag_set=readers.UPOS_TAGS, strip_lang_prefix=False, on_bad_example=on_bad_example)
+            result = readers.read_conll_tags(path, tag_set=readers.UPOS_TAGS, strip_lang_prefix=False, allow_unlabeled=allow_unlabeled, on_bad_example=on_bad_example)
         examples.extend(result.examples)
         skipped.extend(result.skipped)
     return ReadResult(examples, skipped)

@@ -114,7 +114,14 @@ class SequenceClassificationHead(Head):
 
 
 class TokenClassificationHead(Head):
-    """Word-level tagging: the first sub-token of each word carries the word's label (XTREME's choice)."""
+    """Word-level tagging: the first sub-token of each word carries the word's label (XTREME's choice).
+
+    A sentence longer than the window is split at word boundaries into segments of at most ``max_length``
+    sub-tokens with the special tokens, one model row each, as XTREME's ``utils_preprocess.py``
+    (``panx_tokenize_preprocess`` / ``udpos_tokenize_preprocess``) does; so every word gets a model prediction.
+    A word with no sub-token, or longer than a whole window, is replaced by the unknown token (XTREME too).
+    Unlabeled examples (``tags`` None: XTREME's test files) get no training labels, only predictions.
+    """
 
     name = "token_classification"
     model_class = AutoModelForTokenClassification
@@ -123,18 +130,43 @@ class TokenClassificationHead(Head):
         return _label_kwargs(task)
 
     def featurize(self, examples, tokenizer, task, max_length, train, doc_stride=128):
-        enc = tokenizer([e["tokens"] for e in examples], is_split_into_words=True, truncation=True, max_length=max_length)
         label2id = {lab: i for i, lab in enumerate(task.labels)}
-        inputs, word_ids_all = [], []
-        for i, ex in enumerate(examples):
-            word_ids = enc.word_ids(i)
+        budget = max(1, max_length - tokenizer.num_special_tokens_to_add(pair=False))
+        words = [list(e["tokens"]) for e in examples]
+        full = tokenizer(words, is_split_into_words=True, add_special_tokens=False) if words else {"input_ids": []}
+        # (example, first word, words) per row: whole sentences that fit, else XTREME-style segments
+        segments: list[tuple[int, int, list[str]]] = []
+        for i, tokens in enumerate(words):
+            counts = [0] * len(tokens)
+            for w in full.word_ids(i):
+                if w is not None:
+                    counts[w] += 1
+            if sum(counts) <= budget and all(counts):
+                segments.append((i, 0, tokens))
+                continue
+            unk = tokenizer.unk_token
+            tokens = [unk if (c == 0 or c > budget) else t for t, c in zip(tokens, counts)]
+            counts = [1 if (c == 0 or c > budget) else c for c in counts]
+            first, used = 0, 0
+            for w, c in enumerate(counts):
+                if used + c > budget and w > first:
+                    segments.append((i, first, tokens[first:w]))
+                    first, used = w, 0
+                used += c
+            segments.append((i, first, tokens[first:]))
+        enc = tokenizer([seg for _, _, seg in segments], is_split_into_words=True, truncation=True, max_length=max_length) if segments else None
+        inputs, word_ids_all, example_index = [], [], []
+        for r, (i, first, _) in enumerate(segments):
+            tags = examples[i]["tags"]
+            word_ids = [None if w is None else w + first for w in enc.word_ids(r)]
             labels, previous = [], None
             for w in word_ids:
-                labels.append(label2id[ex["tags"][w]] if w is not None and w != previous else IGNORE_INDEX)
+                labels.append(label2id[tags[w]] if tags is not None and w is not None and w != previous else IGNORE_INDEX)
                 previous = w
-            inputs.append({"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i], "labels": labels})
+            inputs.append({"input_ids": enc["input_ids"][r], "attention_mask": enc["attention_mask"][r], "labels": labels})
             word_ids_all.append(word_ids)
-        return Features(inputs, list(range(len(examples))), {"word_ids": word_ids_all})
+            example_index.append(i)
+        return Features(inputs, example_index, {"word_ids": word_ids_all})
 
     def _pad_labels(self, labels, length):
         return torch.tensor([lab + [IGNORE_INDEX] * (length - len(lab)) for lab in labels])
@@ -143,17 +175,16 @@ class TokenClassificationHead(Head):
         return outputs.logits.argmax(-1).cpu().numpy()
 
     def postprocess(self, examples, features, raw, task):
-        predictions = []
-        for ex, word_ids, row in zip(examples, features.extra["word_ids"], raw):
-            # Words cut off by truncation or with no sub-token get the outside tag "O"
-            # (XTREME does the same), so predictions always align with the gold tags.
-            tags = ["O" if "O" in task.labels else task.labels[0]] * len(ex["tags"])
-            seen = set()
+        # Every word gets the prediction at its first sub-token in its segment. A word with no row position
+        # (possible only for an empty-string token) keeps the outside tag "O" (UD-POS: the first label).
+        default = "O" if "O" in task.labels else task.labels[0]
+        predictions = [[default] * len(ex["tokens"]) for ex in examples]
+        for ex_idx, word_ids, row in zip(features.example_index, features.extra["word_ids"], raw):
+            tags, seen = predictions[ex_idx], set()
             for pos, w in enumerate(word_ids):
                 if w is not None and w not in seen:
                     seen.add(w)
                     tags[w] = task.labels[int(row[pos])]
-            predictions.append(tags)
         return predictions, [e["tags"] for e in examples]
 
 

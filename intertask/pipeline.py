@@ -160,7 +160,7 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
     stages["target"] = _stage_brief(run_stage(target_cfg, ctx, target_dir, "target"), target_dir)
 
     # Zero-shot evaluation, cached next to the checkpoint it evaluates.
-    eval_key = config_hash({"evaluation": identity_dict(cfg.evaluation), "data_dir": str(cfg.data_dir), "source": cfg.data_source})
+    eval_key = config_hash({"evaluation": identity_dict(dataclasses.replace(cfg.evaluation, predict=False)), "data_dir": str(cfg.data_dir), "source": cfg.data_source})
     eval_file = target_dir / f"eval-{eval_key}.json"
     if eval_file.is_file():
         evaluation = read_json(eval_file)
@@ -170,6 +170,11 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
         save_example_scores(eval_file, evaluation.pop("per_example", {}))  # beside it, for the report's CIs
         write_json_atomic(eval_file, evaluation)
         partial.unlink(missing_ok=True)
+
+    if cfg.evaluation.predict:
+        from intertask.evaluation.predictions import write_run_predictions
+
+        write_run_predictions(cfg, target_cfg, target_dir, encoder_from, arm_dir / "predictions")
 
     record = {
         "run_id": run_id(cfg, arm),

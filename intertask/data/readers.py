@@ -425,7 +425,7 @@ def _pair_table(path, text, text_a, text_b, label, labels, label_map, delimiter,
 
 
 def read_pair_tsv(
-    path: PathLike, labels: Sequence[str] | None = None, *, on_bad_example: OnBadExample = "error"
+    path: PathLike, labels: Sequence[str] | None = None, *, allow_unlabeled: bool = False, on_bad_example: OnBadExample = "error"
 ) -> ReadResult[list[dict]]:
     """XNLI / PAWS-X pairs -> ``{"text_a", "text_b", "label"}``.
 
@@ -436,6 +436,9 @@ def read_pair_tsv(
       so fields containing ``"`` are quoted with doubled quotes; that quoting is undone.
     * Official PAWS-X (google-research-datasets/paws, ``x-final/{lang}/dev_2k.tsv``) or any file with a header
       naming ``sentence1``, ``sentence2`` and ``label``/``gold_label``: read by header name, no quote processing.
+
+    XTREME's test files (``xnli_preprocess`` / ``pawsx_preprocess``) drop the label column: with
+    ``allow_unlabeled=True`` a two-column line is read as ``{"text_a", "text_b", "label": None}`` (for prediction).
     """
     text = read_text(path)
     first = text.split("\n", 1)[0].split("\t")
@@ -447,6 +450,10 @@ def read_pair_tsv(
         if not line.strip():
             continue
         with out.record(lineno):
+            if allow_unlabeled and line.count("\t") == 1:
+                a, b = (_csv_unquote(f) for f in line.split("\t"))
+                out.examples.append({"text_a": a, "text_b": b, "label": None})
+                continue
             a, b, label = (_csv_unquote(f) for f in _split(line, ("text_a", "text_b", "label")))
             out.examples.append(_pair(a, b, label, labels))
     return out.result()

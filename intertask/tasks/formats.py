@@ -224,14 +224,15 @@ def _entity_text(entity: dict) -> str:
 
 
 def read_mewslix(
-    mentions_path: PathLike, entities_path: PathLike, labels_path: PathLike | None = None, *, on_bad_example: str = "error"
+    mentions_path: PathLike, entities_path: PathLike, labels_path: PathLike | None = None, *, allow_unlabeled: bool = False, on_bad_example: str = "error"
 ) -> ReadResult[RetrievalSet]:
     """Mewsli-X (google-research dense_representations_for_entity_retrieval/mel, as XTREME-R's
     utils_preprocess.py shards it): ``wikinews_mentions/{split}-{lang}.jsonl`` (``{"context": {"text",
     "language", "sentence_spans"}, "mentions": [{"example_id", "mention_span": {"start", "end", "text"},
     "entity_id"}]}``), the shared ``candidate_set_entities.jsonl`` (``entity_id, title, description, ...``) and,
     for test (whose mention labels XTREME blanks), ``wikinews_labels/test-{lang}.json`` (``{example_id:
-    [entity_id]}``). Query = mention + its sentence; document = entity title + description."""
+    [entity_id]}``). Query = mention + its sentence; document = entity title + description.
+    ``allow_unlabeled=True`` keeps mentions without a gold entity (XTREME's test files; ``relevant`` empty)."""
     out = _Records(entities_path, on_bad_example)
     documents: list[dict] = []
     seen: set[str] = set()
@@ -262,6 +263,9 @@ def read_mewslix(
                         raise _Bad(f"example_id {ex_id!r} has no entry in {labels_path}")
                     gold = list(labels[ex_id])
                 gold = [g for g in gold if g]
+                if not gold and allow_unlabeled:
+                    queries.append({"id": ex_id, "text": _mention_text(context, mention), "lang": lang, "relevant": set()})
+                    continue
                 if not gold:
                     raise _Bad(f"mention {ex_id!r} has no entity_id (test labels are in wikinews_labels/test-{{lang}}.json)")
                 missing = [g for g in gold if g not in seen]

@@ -281,3 +281,27 @@ def test_unlabeled_test_files_are_predicted(head_models, tmp_path):
     assert read_tag(prediction_file(preds, "udpos", "test", "de"))[0].__len__() == 3
     assert set(read_label(prediction_file(preds, "xnli", "test", "ru"))) <= {"entailment", "neutral", "contradiction"}
     assert sorted(json.loads(prediction_file(preds, "tydiqa", "test", "ru").read_text())) == [f"t{i}" for i in range(len(RU))]
+
+
+def test_run_with_evaluation_predict_writes_files_and_keeps_the_eval_cache(tiny_model, sample_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from intertask.cli.main import app
+
+    repo = Path(__file__).resolve().parent.parent
+    args = ["run", str(repo / "configs/quickstart.yaml"), f"model.name_or_path={tiny_model}", f"output_dir={tmp_path}", f"data_dir={sample_data}",
+            "intermediate=null", "target.max_steps=2", "target.max_train_samples=16", "target.max_eval_samples=8", "target.batch_size=8",
+            "evaluation.max_eval_samples=8", "evaluation.languages=[ru]", "evaluation.retrieval_languages=[ru]"]  # fmt: skip
+    out = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    [eval_file] = list((tmp_path / "quickstart" / "baseline").glob("target-*/eval-*[0-9a-f].json"))
+    before = eval_file.stat().st_mtime_ns
+    out = CliRunner().invoke(app, [*args, "evaluation.predict=true"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert eval_file.stat().st_mtime_ns == before  # predict does not change the evaluation's identity
+    root = tmp_path / "quickstart" / "baseline" / "predictions"
+    panx = read_tag(root / "panx" / "dev-ru.tsv")
+    assert len(panx) == len(read_tag(root / "labels" / "panx" / "dev-ru.tsv")) > 8  # every dev sentence, not the eval subset
+    assert len(read_label(root / "tatoeba" / "test-ru.tsv")) == len(read_label(root / "labels" / "tatoeba" / "test-ru.tsv"))
+    summary = json.loads((root / "panx" / "summary-dev.json").read_text())
+    assert summary["languages"]["ru"]["labeled"] and 0.0 <= summary["languages"]["ru"]["scores"]["f1"] <= 1.0

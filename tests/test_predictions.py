@@ -27,7 +27,7 @@ from intertask.evaluation.zero_shot import evaluate_retrieval, evaluate_target
 from intertask.tasks import get_task
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_targets import EN, RU, _bucc, _xquad_r, conllu, jsonl, squad_file, write  # noqa: E402
+from test_targets import EN, RU, _bucc, _xquad_r, conllu, jsonl, squad_file, write
 
 # ------------------------------------------------------------------------------- official formulas (re-written)
 
@@ -58,7 +58,11 @@ def official_accuracy(labels, predictions) -> dict:
 
 
 def official_tag_f1(labels, predictions) -> dict:
-    from seqeval.metrics import f1_score, precision_score, recall_score  # what evaluate.py calls
+    from seqeval.metrics import (  # what evaluate.py calls
+        f1_score,
+        precision_score,
+        recall_score,
+    )
 
     assert len(labels) == len(predictions)
     return {"f1": 100 * f1_score(labels, predictions), "precision": 100 * precision_score(labels, predictions), "recall": 100 * recall_score(labels, predictions)}
@@ -159,7 +163,7 @@ def build_targets(d: Path, sample_data: Path) -> dict[str, str]:
     en = (sample_data / "tatoeba/tatoeba.rus-eng.eng").read_text(encoding="utf-8").splitlines()[:24]
     nli = ("entailment", "neutral", "contradiction")
     write(d / "xnli/test-ru.tsv", "".join(f"{a}\t{b}\t{nli[i % 3]}\n" for i, (a, b) in enumerate(zip(ru, en))))
-    write(d / "pawsx/test-de.tsv", "".join(f"{a}\t{b}\t{i % 2}\n" for i, (a, b) in enumerate(zip(en, en[1:]))))
+    write(d / "pawsx/test-de.tsv", "".join(f"{a}\t{b}\t{i % 2}\n" for i, (a, b) in enumerate(zip(en, reversed(en)))))
     panx_tags = ("B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "I-ORG", "O")
     write(d / "panx/test-ru.tsv", "".join("".join(f"{w}\t{panx_tags[(i + k) % 8]}\n" for k, w in enumerate(s)) + "\n" for i, s in enumerate(_words(ru))))
     upos = ("NOUN", "VERB", "ADJ", "PUNCT", "PRON", "NOUN", "ADP", "CCONJ", "SCONJ", "X")

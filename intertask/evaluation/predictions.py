@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -136,7 +137,7 @@ def _accepts(fn: Callable, name: str) -> bool:
         return False
 
 
-def read_for_prediction(task: "Task", split: str, language: str, data_dir: Path, source: str = "local") -> tuple[Any, list[str]]:
+def read_for_prediction(task: Task, split: str, language: str, data_dir: Path, source: str = "local") -> tuple[Any, list[str]]:
     """(examples, files) of one split and language; unlabeled test files are accepted where the reader can
     read them (``allow_unlabeled=True``)."""
     from intertask.data.loading import load_examples
@@ -158,7 +159,7 @@ def read_for_prediction(task: "Task", split: str, language: str, data_dir: Path,
     return result.examples, [str(p) for p in paths]
 
 
-def _is_labeled(task: "Task", ex: dict) -> bool:
+def _is_labeled(task: Task, ex: dict) -> bool:
     head = task.head.name
     if head == "token_classification":
         return ex.get("tags") is not None
@@ -167,7 +168,7 @@ def _is_labeled(task: "Task", ex: dict) -> bool:
     return ex.get("label") is not None
 
 
-def _placeholder(task: "Task", ex: dict) -> dict:
+def _placeholder(task: Task, ex: dict) -> dict:
     """An unlabeled classification example with a stand-in label: featurisation needs one for its (unused) loss
     row; predictions never read it."""
     if task.head.name == "sequence_classification" and ex.get("label") is None:
@@ -181,7 +182,7 @@ def _placeholder(task: "Task", ex: dict) -> dict:
 
 
 def predict_target(
-    task: "Task",
+    task: Task,
     model_path: str | Path,
     languages: Sequence[str],
     data_dir: Path,
@@ -229,11 +230,15 @@ def predict_target(
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _embedder(task: "Task", encoder_path: str | Path, batch_size: int, max_length: int, pooling: str, layer: int | None, prefix: str | None):
+def _embedder(task: Task, encoder_path: str | Path, batch_size: int, max_length: int, pooling: str, layer: int | None, prefix: str | None):
     """(embed(texts, side) with side "query" / "document", settings), as ``evaluate_retrieval`` sets it up:
     XTREME's layer for the model depth (last for embedding models), e5 prefixes for e5 models."""
     from intertask.evaluation.evaluate import embed_sentences
-    from intertask.evaluation.zero_shot import default_device, default_prefixes, default_retrieval_layer
+    from intertask.evaluation.zero_shot import (
+        default_device,
+        default_prefixes,
+        default_retrieval_layer,
+    )
     from intertask.models.loading import load_encoder, load_tokenizer
 
     device = default_device()
@@ -252,7 +257,7 @@ def _embedder(task: "Task", encoder_path: str | Path, batch_size: int, max_lengt
 
 
 def predict_retrieval(
-    task: "Task",
+    task: Task,
     encoder_path: str | Path,
     languages: Sequence[str],
     data_dir: Path,
@@ -305,7 +310,11 @@ def _tatoeba(task, lang, data_dir, split, embed):
 def _bucc(task, lang, data_dir, split, embed, margin_k):
     from intertask.data import readers
     from intertask.data.loading import load_examples
-    from intertask.evaluation.metrics import bucc_f1, bucc_optimal_threshold, bucc_select
+    from intertask.evaluation.metrics import (
+        bucc_f1,
+        bucc_optimal_threshold,
+        bucc_select,
+    )
     from intertask.evaluation.zero_shot import bucc_candidates
     from intertask.tasks.formats import BitextCorpus
 
@@ -391,7 +400,7 @@ def _mewslix(task, lang, data_dir, split, embed):
 
 
 def write_predictions(
-    task: "Task",
+    task: Task,
     model: str | Path,
     languages: Sequence[str],
     data_dir: Path,

@@ -133,15 +133,23 @@ class TokenClassificationHead(Head):
         label2id = {lab: i for i, lab in enumerate(task.labels)}
         budget = max(1, max_length - tokenizer.num_special_tokens_to_add(pair=False))
         words = [list(e["tokens"]) for e in examples]
-        full = tokenizer(words, is_split_into_words=True, add_special_tokens=False) if words else {"input_ids": []}
+        full = tokenizer(words, is_split_into_words=True, add_special_tokens=False, verbose=False) if words else {"input_ids": []}
+        # the single-sequence special-token template (XLM-R: <s> ... </s>; BERT: [CLS] ... [SEP])
+        probe = tokenizer(["x"], is_split_into_words=True)
+        inside = [k for k, w in enumerate(probe.word_ids(0)) if w is not None]
+        prefix, suffix = list(probe["input_ids"][: inside[0]]), list(probe["input_ids"][inside[-1] + 1 :])
         # (example, first word, words) per row: whole sentences that fit, else XTREME-style segments
         segments: list[tuple[int, int, list[str]]] = []
+        whole: dict[int, tuple[list[int], list[int | None]]] = {}  # example -> (input_ids, word_ids), no re-tokenising
         for i, tokens in enumerate(words):
+            word_ids = full.word_ids(i)
             counts = [0] * len(tokens)
-            for w in full.word_ids(i):
+            for w in word_ids:
                 if w is not None:
                     counts[w] += 1
             if sum(counts) <= budget and all(counts):
+                ids = prefix + list(full["input_ids"][i]) + suffix
+                whole[i] = (ids, [None] * len(prefix) + list(word_ids) + [None] * len(suffix))
                 segments.append((i, 0, tokens))
                 continue
             unk = tokenizer.unk_token
@@ -154,16 +162,22 @@ class TokenClassificationHead(Head):
                     first, used = w, 0
                 used += c
             segments.append((i, first, tokens[first:]))
-        enc = tokenizer([seg for _, _, seg in segments], is_split_into_words=True, truncation=True, max_length=max_length) if segments else None
+        split_rows = [r for r, (i, _, _) in enumerate(segments) if i not in whole]
+        enc = tokenizer([segments[r][2] for r in split_rows], is_split_into_words=True, truncation=True, max_length=max_length) if split_rows else None
+        enc_row = {r: k for k, r in enumerate(split_rows)}
         inputs, word_ids_all, example_index = [], [], []
         for r, (i, first, _) in enumerate(segments):
             tags = examples[i]["tags"]
-            word_ids = [None if w is None else w + first for w in enc.word_ids(r)]
+            if i in whole:
+                ids, word_ids = whole[i]
+            else:
+                ids = enc["input_ids"][enc_row[r]]
+                word_ids = [None if w is None else w + first for w in enc.word_ids(enc_row[r])]
             labels, previous = [], None
             for w in word_ids:
                 labels.append(label2id[tags[w]] if tags is not None and w is not None and w != previous else IGNORE_INDEX)
                 previous = w
-            inputs.append({"input_ids": enc["input_ids"][r], "attention_mask": enc["attention_mask"][r], "labels": labels})
+            inputs.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels})
             word_ids_all.append(word_ids)
             example_index.append(i)
         return Features(inputs, example_index, {"word_ids": word_ids_all})

@@ -104,7 +104,12 @@ def intermediate_dir(cfg: ExperimentConfig) -> Path:
 
 def run_id(cfg: ExperimentConfig, arm: str) -> str:
     """Identity of one arm's result in the store (stable across schema additions; see identity_dict)."""
-    return f"{cfg.name}/{arm}/{config_hash(identity_dict(cfg))}"
+    return f"{cfg.name}/{arm}/{config_hash(_result_identity(cfg))}"
+
+
+def _result_identity(cfg: ExperimentConfig) -> dict:
+    """identity_dict without ``evaluation.predict``: prediction files are an output, not part of a result's identity."""
+    return identity_dict(dataclasses.replace(cfg, evaluation=dataclasses.replace(cfg.evaluation, predict=False)))
 
 
 def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
@@ -185,7 +190,7 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
         "seed": cfg.seed,
         "model": cfg.model.name_or_path,
         "config": to_dict(cfg),
-        "config_hash": config_hash(identity_dict(cfg)),
+        "config_hash": config_hash(_result_identity(cfg)),
         "task_versions": {name: get_task(name).version for name in _tasks_used(cfg)},
         "git_hash": git_hash(),
         "intertask_version": intertask.__version__,

@@ -307,5 +307,9 @@ def test_run_with_evaluation_predict_writes_files_and_keeps_the_eval_cache(tiny_
     panx = read_tag(root / "panx" / "dev-ru.tsv")
     assert len(panx) == len(read_tag(root / "labels" / "panx" / "dev-ru.tsv")) > 8  # every dev sentence, not the eval subset
     assert len(read_label(root / "tatoeba" / "test-ru.tsv")) == len(read_label(root / "labels" / "tatoeba" / "test-ru.tsv"))
+    from intertask.results.store import ResultsStore
+
+    [record] = ResultsStore(tmp_path / "results.sqlite").records("quickstart")  # same run id with or without predict
+    assert record["arm"] == "baseline"
     summary = json.loads((root / "panx" / "summary-dev.json").read_text())
     assert summary["languages"]["ru"]["labeled"] and 0.0 <= summary["languages"]["ru"]["scores"]["f1"] <= 1.0

@@ -160,6 +160,9 @@ class EvalConfig:
     retrieval_tasks: list[str] = field(default_factory=list)
     retrieval_languages: list[str] = field(default_factory=list)
     batch_size: int = 64
+    # Also write prediction files in the official XTREME / XTREME-R evaluate.py layout (target + retrieval tasks)
+    # under <run>/<arm>/predictions/ (see docs/predictions.md).
+    predict: bool = False
 
 
 @dataclass

@@ -122,7 +122,12 @@ def target_dir(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None
 
 def run_id(cfg: ExperimentConfig, arm: str) -> str:
     """Identity of one arm's result in the store (stable across schema additions; see identity_dict)."""
-    return f"{cfg.name}/{arm}/{config_hash(identity_dict(cfg))}"
+    return f"{cfg.name}/{arm}/{config_hash(_result_identity(cfg))}"
+
+
+def _result_identity(cfg: ExperimentConfig) -> dict:
+    """identity_dict without ``evaluation.predict``: prediction files are an output, not part of a result's identity."""
+    return identity_dict(dataclasses.replace(cfg, evaluation=dataclasses.replace(cfg.evaluation, predict=False)))
 
 
 def stage_context(cfg: ExperimentConfig) -> StageContext:
@@ -185,7 +190,8 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
     stages["target"] = _stage_brief(run_stage(target_cfg, ctx, target_dir, "target"), target_dir)
 
     # Zero-shot evaluation, cached next to the checkpoint it evaluates.
-    eval_key = config_hash({"evaluation": identity_dict(cfg.evaluation), "data_dir": str(cfg.data_dir), "source": cfg.data_source})
+    evaluation = identity_dict(dataclasses.replace(cfg.evaluation, predict=False))  # predictions don't change scores
+    eval_key = config_hash({"evaluation": evaluation, "data_dir": str(cfg.data_dir), "source": cfg.data_source})
     eval_file = target_dir / f"eval-{eval_key}.json"
     if eval_file.is_file():
         evaluation = read_json(eval_file)
@@ -196,6 +202,11 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
         write_json_atomic(eval_file, evaluation)
         partial.unlink(missing_ok=True)
 
+    if cfg.evaluation.predict:
+        from intertask.evaluation.predictions import write_run_predictions
+
+        write_run_predictions(cfg, target_cfg, target_dir, encoder_from, arm_dir / "predictions")
+
     record = {
         "run_id": run_id(cfg, arm),
         "experiment": cfg.name,
@@ -205,7 +216,7 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
         "seed": cfg.seed,
         "model": cfg.model.name_or_path,
         "config": to_dict(cfg),
-        "config_hash": config_hash(identity_dict(cfg)),
+        "config_hash": config_hash(_result_identity(cfg)),
         "task_versions": {name: get_task(name).version for name in _tasks_used(cfg)},
         "git_hash": git_hash(),
         "intertask_version": intertask.__version__,

@@ -128,12 +128,48 @@ def test_panx_language_prefix(tmp_path):
 
 
 def test_conllu_skips_ranges_and_empty_nodes():
-    r = R.read_conllu_pos(FIX / "en_ewt-ud.conllu")
+    r = R.read_conllu_pos(FIX / "en_ewt-ud.conllu", multiword="syntactic")
     assert r.examples == [
         {"tokens": ["Today", "'s", "Article"], "tags": ["NOUN", "PART", "NOUN"]},
         {"tokens": ["They", "recently", "surprised", "me", "a", "larger", "order", "."],
          "tags": ["PRON", "ADV", "VERB", "PRON", "DET", "ADJ", "NOUN", "PUNCT"]},
     ]  # fmt: skip
+    # default: XTREME's items, the fused form with its span head's UPOS
+    assert R.read_conllu_pos(FIX / "en_ewt-ud.conllu").examples[0] == {"tokens": ["Today's", "Article"], "tags": ["NOUN", "NOUN"]}
+
+
+def test_conllu_multiword_tokens_as_xtreme():
+    """Expected items = the output of XTREME's own conversion (third_party/ud-conversion-tools/conllu_to_conll.py
+    --lang <code> --replace_subtokens_with_fused_forms, then utils_preprocess.py udpos_preprocess), run offline
+    on these fixture files (networkx 3 with a compatibility shim) when the test was written."""
+    en = R.read_conllu_pos(FIX / "en_mwt-ud-test.conllu").examples
+    assert en == [
+        {"tokens": ["I", "don't", "know", ",", "it's", "fine", "."], "tags": ["PRON", "AUX", "VERB", "PUNCT", "PRON", "ADJ", "PUNCT"]},
+        {"tokens": ["gonna", "go"], "tags": ["VERB", "VERB"]},  # one highest word: gon (root)
+        # tie in the basic tree (AUX would win by precedence), but can's enhanced DEPS give it more ancestors
+        {"tokens": ["cannot", "stop", ",", "enhanced"], "tags": ["PART", "VERB", "PUNCT", "ADJ"]},
+        # the "_ _ x" sentence is dropped (text withheld); spaces and U+200C leave the forms
+        {"tokens": ["ab", "cd"], "tags": ["NOUN", "NOUN"]},
+    ]
+    assert sum(len(e["tokens"]) for e in en) == 15
+    syntactic = R.read_conllu_pos(FIX / "en_mwt-ud-test.conllu", multiword="syntactic").examples
+    assert [len(e["tokens"]) for e in syntactic] == [9, 3, 5, 3, 2] and syntactic[0]["tokens"][1:3] == ["do", "n't"]
+    # the tie-break order is per language, from the file name (es_...) or `language`
+    es = R.read_conllu_pos(FIX / "es_mwt-ud-test.conllu").examples
+    assert es == [{"tokens": ["Vamos", "al", "cine", "del", "barrio", "dámelo", "sehe"], "tags": ["VERB", "ADP", "NOUN", "ADP", "NOUN", "VERB", "AUX"]}]
+    assert R.read_conllu_pos(FIX / "es_mwt-ud-test.conllu", language="de").examples[0]["tags"][-1] == "PRON"
+    with pytest.raises(ConfigError, match="multiword"):
+        R.read_conllu_pos(FIX / "es_mwt-ud-test.conllu", multiword="fused")  # type: ignore[arg-type]
+
+
+def test_conllu_ud_english_ewt_token_counts_as_xtreme(shared_data):
+    """EWT test: XTREME's UD-POS file has 24,740 items; the syntactic words are 25,094 (302 sentences differ)."""
+    path = shared_data / "ud" / "en_ewt-ud-test.conllu"
+    xtreme = R.read_conllu_pos(path).examples
+    words = R.read_conllu_pos(path, multiword="syntactic").examples
+    assert (len(xtreme), sum(len(e["tokens"]) for e in xtreme)) == (2077, 24740)
+    assert sum(len(e["tokens"]) for e in words) == 25094
+    assert sum(a != b for a, b in zip(xtreme, words)) == 302
 
 
 CCG_PIPES = "Pierre|NNP|N/N Vinken|NNP|N ,|,|, 61|CD|N/N years|NNS|N old|JJ|(S[adj]\\NP)\\NP\nIt|PRP|NP rains|VBZ|S[dcl]\\NP\n"
@@ -709,3 +745,18 @@ def test_malformed_input_raises_with_file_and_location(tmp_path, case: Case):
     else:  # file-level: raised whatever the policy
         with pytest.raises(DataFormatError):
             case.read(*paths, on_bad_example="skip")
+
+
+def test_conll_tags_unlabeled_test_files(tmp_path):
+    """XTREME's PAN-X / UD-POS test files have tokens only: readable for prediction, refused by default."""
+    path = write(tmp_path, "test-en.tsv", "Paris\nis\nnice\n\nHello\n")
+    with pytest.raises(DataFormatError, match="2 tab-separated columns"):
+        R.read_conll_tags(path, tag_set=R.PANX_TAGS)
+    r = R.read_conll_tags(path, tag_set=R.PANX_TAGS, allow_unlabeled=True)
+    assert r.examples == [{"tokens": ["Paris", "is", "nice"], "tags": None}, {"tokens": ["Hello"], "tags": None}]
+    mixed = write(tmp_path, "mixed.tsv", "Paris\tB-LOC\nis\n")
+    with pytest.raises(DataFormatError):
+        R.read_conll_tags(mixed, tag_set=R.PANX_TAGS, allow_unlabeled=True)
+    from intertask.tasks.formats import read_ud_pos
+
+    assert read_ud_pos(path, allow_unlabeled=True).examples[1] == {"tokens": ["Hello"], "tags": None}

@@ -82,3 +82,49 @@ def test_tatoeba_accuracy_both_directions():
     # src -> tgt: 0° -> 2° ok, 90° -> 88° ok, 10° -> 2° (8° away; 40° is 30° away) wrong: 2/3.
     # tgt -> src (XTREME's direction): 2° -> 0° ok, 88° -> 90° ok, 40° -> 10° (30°; 0° is 40°) ok: 1.
     assert tatoeba_accuracy(src, tgt) == approx({"accuracy": 1.0, "accuracy_src2tgt": 2 / 3, "accuracy_tgt2src": 1.0})
+
+
+def _xtreme_similarity_search(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """XTREME's third_party/utils_retrieve.similarity_search(x, y, dim, normalize=True), re-written from its
+    published definition: normalize_L2 both sides, IndexFlatL2 over x, k=1 search with y."""
+    import faiss
+
+    x, y = np.ascontiguousarray(x, dtype=np.float32).copy(), np.ascontiguousarray(y, dtype=np.float32).copy()
+    faiss.normalize_L2(x)
+    faiss.normalize_L2(y)
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(x)
+    return index.search(y, 1)[1][:, 0]
+
+
+def test_tatoeba_search_zero_vectors_rank_as_xtreme_l2_not_inner_product():
+    from intertask.evaluation.retrieval import tatoeba_search
+
+    # A zero corpus row is at squared L2 distance 1 from any unit query; a unit row at cosine c is at 2 - 2c.
+    corpus = np.array([[0.0, 0.0], unit(72.5)], dtype=np.float32)  # cos(72.5°) = 0.30 < 0.5
+    query = np.array([unit(0)], dtype=np.float32)
+    assert tatoeba_search(query, corpus).tolist() == [0]  # XTREME: the zero row wins
+    assert nearest_neighbours(query, corpus, 1)[1][0, 0] == 1  # inner product would pick the unit row
+    corpus2 = np.array([[0.0, 0.0], unit(45)], dtype=np.float32)  # cos 0.71 > 0.5: the unit row wins both ways
+    assert tatoeba_search(query, corpus2).tolist() == [1]
+    # A zero query is equidistant (1) from all unit rows: faiss keeps the first.
+    assert tatoeba_search(np.zeros((1, 2), np.float32), np.array([unit(30), unit(10)])).tolist() == [0]
+    # accuracy with a zero English sentence: it retrieves whatever is first, as in XTREME
+    src = np.array([unit(0), unit(90)], dtype=np.float32)
+    tgt = np.array([[0.0, 0.0], unit(91)], dtype=np.float32)
+    assert tatoeba_accuracy(src, tgt)["accuracy"] == 1.0
+
+
+def test_tatoeba_search_near_ties_equal_xtreme_formula():
+    from intertask.evaluation.retrieval import tatoeba_search
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(50, 16)).astype(np.float32)
+    # near-duplicates: every corpus row has a twin differing by float32 rounding-level noise
+    corpus = np.concatenate([base, base + rng.normal(scale=1e-7, size=base.shape).astype(np.float32)])
+    corpus[7] = 0.0  # and one zero row
+    queries = np.concatenate([base + rng.normal(scale=1e-6, size=base.shape).astype(np.float32), np.zeros((1, 16), np.float32)])
+    got = tatoeba_search(queries, corpus, batch_size=7)
+    assert got.tolist() == _xtreme_similarity_search(corpus, queries).tolist()
+    # inputs are not modified in place (faiss.normalize_L2 works in place on its copy only)
+    assert np.abs(corpus[0]).sum() > 0 and not np.allclose(np.linalg.norm(corpus[:5], axis=1), 1)

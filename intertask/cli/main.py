@@ -138,6 +138,44 @@ def eval_command(
     typer.echo(text)
 
 
+@app.command("predict")
+def predict_command(
+    model: str = typer.Option(..., "--model", help="fine-tuned checkpoint (stage or model dir); for retrieval tasks any encoder, a hub id, or 'default'"),
+    task: str = typer.Option(..., "--task", help="xnli, pawsx, udpos, panx, xquad, mlqa, tydiqa, bucc, tatoeba, xcopa, lareqa or mewslix"),
+    output_dir: Path = typer.Option(..., "--output-dir", help="prediction folder: <dir>/<task>/<split>-<lang>.<tsv|json|jsonl> (official evaluate.py layout)"),
+    languages: str = typer.Option("", "--languages", help="comma-separated, e.g. ru,de (default: every language with data)"),
+    split: str = typer.Option("test", "--split", help="dev or test"),
+    data_dir: Path = typer.Option(Path("../shared/data"), "--data-dir"),
+    labels_dir: Path | None = typer.Option(None, "--labels-dir", help="also write the gold labels of labeled data in the official label-folder layout"),
+    source: str = typer.Option("local", "--source", help="local or hub"),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    max_length: int = typer.Option(128, "--max-length"),
+    layer: int = typer.Option(-1, "--layer", help="retrieval: hidden layer; -1 = the benchmark's default for this model"),
+) -> None:
+    """Write prediction files in the layout of the official XTREME / XTREME-R evaluate.py (see docs/predictions.md)."""
+    from intertask.evaluation.predictions import write_predictions
+    from intertask.evaluation.zero_shot import pick_languages, retrieval_split
+    from intertask.tasks import get_task
+
+    _quiet_libraries()
+    try:
+        if split not in ("dev", "test"):
+            raise IntertaskError(f"--split: expected dev or test, got {split!r}")
+        t = get_task(task)
+        requested = [x.strip() for x in languages.split(",") if x.strip()]
+        if t.head.name == "retrieval":
+            langs = pick_languages(t, requested, retrieval_split(t, split), data_dir, "local")
+        else:
+            langs = pick_languages(t, requested, split, data_dir, source)
+        result = write_predictions(
+            t, model, langs, data_dir, split, output_dir, labels_dir, source, batch_size, max_length,
+            layer=None if layer == -1 else layer,
+        )
+    except IntertaskError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
 @app.command()
 def tasks(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """List every registered task with its roles, head, metrics and languages."""

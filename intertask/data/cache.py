@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from intertask.models.heads import Features
     from intertask.tasks.base import Task
 
-FEATURIZER_VERSION = 1  # bump when a head's featurize output changes for the same inputs
+FEATURIZER_VERSION = 2  # bump when a head's featurize output changes for the same inputs
 MIN_EXAMPLES = 2000  # below this, disk caching costs more than it saves
 MEMORY_ENTRIES = 8
 

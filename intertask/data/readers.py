@@ -425,7 +425,7 @@ def _pair_table(path, text, text_a, text_b, label, labels, label_map, delimiter,
 
 
 def read_pair_tsv(
-    path: PathLike, labels: Sequence[str] | None = None, *, on_bad_example: OnBadExample = "error"
+    path: PathLike, labels: Sequence[str] | None = None, *, allow_unlabeled: bool = False, on_bad_example: OnBadExample = "error"
 ) -> ReadResult[list[dict]]:
     """XNLI / PAWS-X pairs -> ``{"text_a", "text_b", "label"}``.
 
@@ -436,6 +436,9 @@ def read_pair_tsv(
       so fields containing ``"`` are quoted with doubled quotes; that quoting is undone.
     * Official PAWS-X (google-research-datasets/paws, ``x-final/{lang}/dev_2k.tsv``) or any file with a header
       naming ``sentence1``, ``sentence2`` and ``label``/``gold_label``: read by header name, no quote processing.
+
+    XTREME's test files (``xnli_preprocess`` / ``pawsx_preprocess``) drop the label column: with
+    ``allow_unlabeled=True`` a two-column line is read as ``{"text_a", "text_b", "label": None}`` (for prediction).
     """
     text = read_text(path)
     first = text.split("\n", 1)[0].split("\t")
@@ -447,6 +450,10 @@ def read_pair_tsv(
         if not line.strip():
             continue
         with out.record(lineno):
+            if allow_unlabeled and line.count("\t") == 1:
+                a, b = (_csv_unquote(f) for f in line.split("\t"))
+                out.examples.append({"text_a": a, "text_b": b, "label": None})
+                continue
             a, b, label = (_csv_unquote(f) for f in _split(line, ("text_a", "text_b", "label")))
             out.examples.append(_pair(a, b, label, labels))
     return out.result()
@@ -507,6 +514,7 @@ def read_conll_tags(
     tag_set: Sequence[str] | None = None,
     *,
     strip_lang_prefix: bool | None = None,
+    allow_unlabeled: bool = False,
     on_bad_example: OnBadExample = "error",
 ) -> ReadResult[list[dict]]:
     """``token<TAB>tag`` per line, blank line between sentences -> ``{"tokens", "tags"}``.
@@ -516,11 +524,16 @@ def read_conll_tags(
     every token with its language (``en:Paris``); with ``strip_lang_prefix=None`` such a prefix is stripped only
     when every token of the file carries the same one (``True``: required, ``False``: never stripped).
     A sentence with a bad line (wrong column count, empty token or tag, tag outside `tag_set`) is bad as a whole.
+
+    Unlabeled files: XTREME's PAN-X and UD-POS test files (``panx_preprocess`` / ``udpos_preprocess`` in its
+    ``utils_preprocess.py``) hold one token per line and no tag. With ``allow_unlabeled=True`` a sentence whose
+    lines all lack a tag is read as ``{"tokens": [...], "tags": None}`` (for prediction); a sentence mixing
+    tagged and untagged lines is still bad.
     """
-    return _conll_tags(path, read_text(path), tag_set, strip_lang_prefix, on_bad_example)
+    return _conll_tags(path, read_text(path), tag_set, strip_lang_prefix, on_bad_example, allow_unlabeled)
 
 
-def _conll_tags(path, text, tag_set, strip_lang_prefix, on_bad_example) -> ReadResult:
+def _conll_tags(path, text, tag_set, strip_lang_prefix, on_bad_example, allow_unlabeled=False) -> ReadResult:
     blocks = list(_blocks(text))
     strip = bool(strip_lang_prefix)
     if strip_lang_prefix is None:  # auto: only when every token carries the same prefix
@@ -531,6 +544,17 @@ def _conll_tags(path, text, tag_set, strip_lang_prefix, on_bad_example) -> ReadR
     for start, block in blocks:
         tokens, tags = [], []
         with out.record(start):
+            if allow_unlabeled and all("\t" not in line for _, line in block):
+                for lineno, line in block:
+                    token = line.strip()
+                    if strip:
+                        m = _LANG_PREFIX.match(token)
+                        if m is None:
+                            raise _Bad(f"token {token!r} lacks the 'xx:' language prefix that strip_lang_prefix requires", lineno)
+                        token = m.group(2)
+                    tokens.append(token)
+                out.examples.append({"tokens": tokens, "tags": None})
+                continue
             for lineno, line in block:
                 fields = line.split("\t")
                 if len(fields) != 2:
@@ -555,16 +579,92 @@ _UPOS = frozenset(UPOS_TAGS)
 _RANGE_OR_EMPTY = re.compile(r"\d+-\d+|\d+\.\d+")
 
 
-def read_conllu_pos(path: PathLike, *, on_bad_example: OnBadExample = "error") -> ReadResult[list[dict]]:
+# XTREME's UD conversion (third_party/ud-conversion-tools, run by scripts/download_data.sh with --lang <code>
+# --replace_subtokens_with_fused_forms): the UPOS order that breaks ties between span heads, per language.
+UD_POS_PRECEDENCE: dict[str, tuple[str, ...]] = {
+    "default": ("VERB", "NOUN", "PROPN", "PRON", "ADJ", "NUM", "ADV", "INTJ", "AUX", "ADP", "DET", "PART", "CCONJ", "SCONJ", "X", "PUNCT"),
+    "es": ("VERB", "AUX", "PRON", "ADP", "DET"),
+    "fr": ("VERB", "AUX", "PRON", "NOUN", "ADJ", "ADV", "ADP", "DET", "PART", "SCONJ", "CONJ"),
+    "it": ("VERB", "AUX", "ADV", "PRON", "ADP", "DET", "INTJ"),
+}  # fmt: skip
+Multiword = Literal["xtreme", "syntactic"]
+
+
+def ud_language(path: PathLike) -> str:
+    """The language code of a UD file name (``en_ewt-ud-test.conllu`` -> ``en``), as XTREME's download script
+    takes it (the part before the first ``_``)."""
+    return Path(path).name.split("_")[0]
+
+
+def _ancestors(node: int, parents: Mapping[int, set[int]]) -> int:
+    """How many nodes reach `node` along head -> dependent edges (networkx ``len(ancestors(G, node))``)."""
+    seen: set[int] = set()
+    stack = [node]
+    while stack:
+        for head in parents.get(stack.pop(), ()):
+            if head not in seen:
+                seen.add(head)
+                stack.append(head)
+    seen.discard(node)  # a node on a cycle is not its own ancestor
+    return len(seen)
+
+
+def xtreme_span_head(span: Sequence[int], upos: Mapping[int, str], parents: Mapping[int, set[int]], language: str = "default") -> int:
+    """The word of a multiword-token span whose UPOS the fused form keeps in XTREME's UD-POS data.
+
+    XTREME's conversion (``DependencyTree._choose_spanhead_from_heuristics`` in third_party/ud-conversion-tools):
+    (1) the word with the fewest ancestors in the sentence graph (HEAD plus the numeric heads of DEPS, the
+    enhanced graph) if it is the only one with that count; (2) otherwise, among those highest words, the first
+    (in word order) whose UPOS comes earliest in the language's precedence list (:data:`UD_POS_PRECEDENCE`: es,
+    fr and it have their own, every other language the default). A UPOS missing from the list makes the
+    official tool stop with an error; here it ranks last.
+    """
+    depth = {w: _ancestors(w, parents) for w in span}
+    highest = min(depth.values())
+    top = [w for w in span if depth[w] == highest]
+    if len(top) == 1:
+        return top[0]
+    order = UD_POS_PRECEDENCE.get(language, UD_POS_PRECEDENCE["default"])
+    rank = {tag: i for i, tag in enumerate(order)}
+    best, best_rank = top[0], len(order) + 1
+    for w in top:
+        r = rank.get(upos[w], len(order))
+        if r < best_rank:
+            best, best_rank = w, r
+    return best
+
+
+def _int_head(value: str) -> int | None:
+    return int(value) if value.isdigit() else None
+
+
+def read_conllu_pos(
+    path: PathLike, *, multiword: Multiword = "xtreme", language: str | None = None, on_bad_example: OnBadExample = "error"
+) -> ReadResult[list[dict]]:
     """Universal Dependencies CoNLL-U (universaldependencies.org/format.html) -> ``{"tokens": FORM, "tags": UPOS}``.
 
-    Comment lines (``#``), multiword token ranges (``1-2``) and empty nodes (``1.1``) are skipped. Every other
-    line needs 10 tab-separated columns, IDs 1, 2, 3, ... in order, and a UPOS among the 17 UD tags.
+    Comment lines (``#``) and empty nodes (``1.1``) are skipped. Every other line needs 10 tab-separated columns,
+    IDs 1, 2, 3, ... in order, and a UPOS among the 17 UD tags. Multiword tokens (ranges ``1-2``):
+
+    * ``multiword="xtreme"`` (default): XTREME's UD-POS items. A multiword token is one item, its surface form
+      (``don't``, ``del``) tagged with the UPOS of its span head (:func:`xtreme_span_head`: ``don't`` AUX,
+      ``it's`` PRON, ``Today's`` NOUN), as XTREME's download script produces it with ``conllu_to_conll.py
+      --replace_subtokens_with_fused_forms``; then, as its ``utils_preprocess.py udpos_preprocess``, spaces and
+      U+200C are removed from every form and a sentence is dropped when all forms but at most one are ``_``
+      (treebanks distributed without their text). `language` picks the tie-break order (default: the file name's
+      prefix, ``en_ewt-ud-test.conllu`` -> ``en``).
+    * ``multiword="syntactic"``: the syntactic words (``do`` + ``n't``), the ranges skipped; forms as in the file.
     """
+    if multiword not in ("xtreme", "syntactic"):
+        raise ConfigError(f"multiword must be 'xtreme' or 'syntactic', found {multiword!r}")
+    lang = language or ud_language(path)
     out = _Records(path, on_bad_example)
     names = "ID, FORM, LEMMA, UPOS, XPOS, FEATS, HEAD, DEPREL, DEPS, MISC"
     for start, block in _blocks(read_text(path)):
-        tokens, tags = [], []
+        tokens: list[str] = []
+        tags: list[str] = []
+        ranges: list[tuple[int, int, str]] = []
+        parents: dict[int, set[int]] = {}
         with out.record(start):
             for lineno, line in block:
                 if line[0] == "#":
@@ -575,6 +675,9 @@ def read_conllu_pos(path: PathLike, *, on_bad_example: OnBadExample = "error") -
                 tid = cols[0]
                 if not tid.isdigit():
                     if _RANGE_OR_EMPTY.fullmatch(tid):
+                        if "-" in tid:
+                            first, last = map(int, tid.split("-"))
+                            ranges.append((first, last, cols[1]))
                         continue
                     raise _Bad(f"ID {tid!r} is not a word index N, a range N-M or an empty node N.M", lineno)
                 if int(tid) != len(tokens) + 1:
@@ -583,10 +686,42 @@ def read_conllu_pos(path: PathLike, *, on_bad_example: OnBadExample = "error") -
                     raise _Bad(f"UPOS {cols[3]!r} is not one of the 17 UD tags ({', '.join(UPOS_TAGS)})", lineno)
                 tokens.append(cols[1])
                 tags.append(cols[3])
+                if multiword == "xtreme":
+                    heads = parents.setdefault(int(tid), set())
+                    if (h := _int_head(cols[6])) is not None:
+                        heads.add(h)
+                    if cols[8] != "_":
+                        heads.update(h for dep in cols[8].split("|") if (h := _int_head(dep.split(":")[0])) is not None)
             if not tokens:
                 raise _Bad("sentence has comment lines but no token lines")
-            out.examples.append({"tokens": tokens, "tags": tags})
+            if multiword == "xtreme":
+                example = _xtreme_ud_items(tokens, tags, ranges, parents, lang)
+                if example is not None:
+                    out.examples.append(example)
+            else:
+                out.examples.append({"tokens": tokens, "tags": tags})
     return out.result()
+
+
+def _xtreme_ud_items(tokens: list[str], tags: list[str], ranges: list[tuple[int, int, str]], parents: Mapping[int, set[int]], lang: str) -> dict | None:
+    """One sentence as XTREME's UD-POS files have it (see :func:`read_conllu_pos`), or None when XTREME drops it."""
+    n = len(tokens)
+    form = dict(enumerate(tokens, start=1))
+    upos = dict(enumerate(tags, start=1))
+    dropped: set[int] = set()
+    for first, last, fused in ranges:
+        span = [w for w in range(first, last + 1) if w in form]
+        if not span:
+            continue
+        head = xtreme_span_head(span, upos, parents, lang)
+        form[head] = fused
+        dropped.update(w for w in span if w != head)
+    words = [w for w in range(1, n + 1) if w not in dropped]
+    forms = [form[w].strip() for w in words]
+    n_blank = sum(f == "_" for f in forms)
+    if n_blank and n_blank >= len(forms) - 1:
+        return None
+    return {"tokens": ["".join(f.replace("\u200c", "").split(" ")) for f in forms], "tags": [upos[w] for w in words]}
 
 
 def read_ccg_supertags(

@@ -1,8 +1,11 @@
 """Exact cosine search over sentence embeddings with faiss, and LASER-style margin bitext mining.
 
-All searches L2-normalise float32 copies of the inputs and use ``faiss.IndexFlatIP`` (exact inner
-product = cosine). Queries go through the index in batches so the (batch x corpus) score block
-stays bounded. faiss runs on CPU with its own OpenMP threads; nothing here changes global settings.
+Cosine k-NN and margin mining L2-normalise float32 copies of the inputs and use ``faiss.IndexFlatIP``
+(exact inner product = cosine), as XTREME's ``knnCPU`` does for BUCC. Tatoeba ranks as XTREME's
+``similarity_search`` does: ``faiss.normalize_L2`` then an exact L2 index (``IndexFlatL2``), see
+:func:`tatoeba_search`; on float32 near-ties and zero vectors the two orders differ.
+Queries go through the index in batches so the (batch x corpus) score block stays bounded. faiss runs
+on CPU with its own OpenMP threads; nothing here changes global settings.
 Mirrors XTREME's third_party/utils_retrieve.py (itself adapted from LASER's mine_bitexts.py).
 """
 
@@ -134,15 +137,46 @@ def nearest_neighbour_accuracy(
     return float(np.mean(ids[:, 0] == gold))
 
 
+def tatoeba_search(queries: np.ndarray, corpus: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Row index of the nearest corpus row for every query, ranked as XTREME's ``similarity_search``
+    (third_party/utils_retrieve.py, ``dist == "cosine"``): float32 copies of both sides go through
+    ``faiss.normalize_L2`` (zero rows stay zero) and an exact ``faiss.IndexFlatL2`` over the corpus is
+    searched with k=1. On unit vectors this is the cosine order, but a zero corpus row lies at squared
+    distance 1 from every unit query (it beats rows with cosine < 0.5, not < 0 as under inner product),
+    and float32 near-ties are broken by faiss's L2 arithmetic, as in XTREME's runs."""
+    import faiss
+
+    x = np.array(corpus, dtype=np.float32, order="C", copy=True)
+    y = np.array(queries, dtype=np.float32, order="C", copy=True)
+    if x.ndim != 2 or y.ndim != 2:
+        raise ValueError(f"expected 2-D (n, dim) arrays of embeddings, got shapes {y.shape} and {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError("cannot search an empty corpus")
+    if y.shape[1] != x.shape[1]:
+        raise ValueError(f"query dim {y.shape[1]} != corpus dim {x.shape[1]}")
+    faiss.normalize_L2(x)
+    faiss.normalize_L2(y)
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(x)
+    out = np.empty(y.shape[0], dtype=np.int64)
+    for start in range(0, y.shape[0], batch_size):
+        out[start : start + batch_size] = index.search(y[start : start + batch_size], 1)[1][:, 0]
+    return out
+
+
 def tatoeba_accuracy(src_emb: np.ndarray, tgt_emb: np.ndarray, batch_size: int = 4096) -> dict[str, float]:
     """Tatoeba accuracy in both directions for line-aligned `src_emb` (xx) and `tgt_emb` (English).
 
     ``accuracy`` is XTREME's reported direction: run_retrieval.py indexes the xx sentences and
     searches them with the English ones, i.e. tgt -> src. ``accuracy_src2tgt`` is the reverse
-    (LASER's xx -> en); ``accuracy_tgt2src`` equals ``accuracy``.
+    (LASER's xx -> en); ``accuracy_tgt2src`` equals ``accuracy``. Both rank with
+    :func:`tatoeba_search` (XTREME's normalize_L2 + IndexFlatL2).
     """
     if len(src_emb) != len(tgt_emb):
         raise ValueError(f"{len(src_emb)} source vs {len(tgt_emb)} target sentences; Tatoeba is line-aligned")
-    tgt2src = nearest_neighbour_accuracy(tgt_emb, src_emb, batch_size=batch_size)
-    src2tgt = nearest_neighbour_accuracy(src_emb, tgt_emb, batch_size=batch_size)
+    if len(src_emb) == 0:
+        raise ValueError("no queries to score")
+    gold = np.arange(len(src_emb))
+    tgt2src = float(np.mean(tatoeba_search(tgt_emb, src_emb, batch_size) == gold))
+    src2tgt = float(np.mean(tatoeba_search(src_emb, tgt_emb, batch_size) == gold))
     return {"accuracy": tgt2src, "accuracy_src2tgt": src2tgt, "accuracy_tgt2src": tgt2src}

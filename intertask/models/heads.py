@@ -127,7 +127,14 @@ class SequenceClassificationHead(Head):
 
 
 class TokenClassificationHead(Head):
-    """Word-level tagging: the first sub-token of each word carries the word's label (XTREME's choice)."""
+    """Word-level tagging: the first sub-token of each word carries the word's label (XTREME's choice).
+
+    A sentence longer than the window is split at word boundaries into segments of at most ``max_length``
+    sub-tokens with the special tokens, one model row each, as XTREME's ``utils_preprocess.py``
+    (``panx_tokenize_preprocess`` / ``udpos_tokenize_preprocess``) does; so every word gets a model prediction.
+    A word with no sub-token, or longer than a whole window, is replaced by the unknown token (XTREME too).
+    Unlabeled examples (``tags`` None: XTREME's test files) get no training labels, only predictions.
+    """
 
     name = "token_classification"
     model_class = AutoModelForTokenClassification
@@ -136,18 +143,57 @@ class TokenClassificationHead(Head):
         return _label_kwargs(labels)
 
     def featurize(self, examples, tokenizer, labels, max_length, train, doc_stride=128):
-        enc = tokenizer([e["tokens"] for e in examples], is_split_into_words=True, truncation=True, max_length=max_length)
         label2id = {lab: i for i, lab in enumerate(label_names(labels))}
-        inputs, word_ids_all = [], []
-        for i, ex in enumerate(examples):
-            word_ids = enc.word_ids(i)
+        budget = max(1, max_length - tokenizer.num_special_tokens_to_add(pair=False))
+        words = [list(e["tokens"]) for e in examples]
+        full = tokenizer(words, is_split_into_words=True, add_special_tokens=False, verbose=False) if words else {"input_ids": []}
+        # the single-sequence special-token template (XLM-R: <s> ... </s>; BERT: [CLS] ... [SEP])
+        probe = tokenizer(["x"], is_split_into_words=True)
+        inside = [k for k, w in enumerate(probe.word_ids(0)) if w is not None]
+        prefix, suffix = list(probe["input_ids"][: inside[0]]), list(probe["input_ids"][inside[-1] + 1 :])
+        # (example, first word, words) per row: whole sentences that fit, else XTREME-style segments
+        segments: list[tuple[int, int, list[str]]] = []
+        whole: dict[int, tuple[list[int], list[int | None]]] = {}  # example -> (input_ids, word_ids), no re-tokenising
+        for i, tokens in enumerate(words):
+            word_ids = full.word_ids(i)
+            counts = [0] * len(tokens)
+            for w in word_ids:
+                if w is not None:
+                    counts[w] += 1
+            if sum(counts) <= budget and all(counts):
+                ids = prefix + list(full["input_ids"][i]) + suffix
+                whole[i] = (ids, [None] * len(prefix) + list(word_ids) + [None] * len(suffix))
+                segments.append((i, 0, tokens))
+                continue
+            unk = tokenizer.unk_token
+            tokens = [unk if (c == 0 or c > budget) else t for t, c in zip(tokens, counts)]
+            counts = [1 if (c == 0 or c > budget) else c for c in counts]
+            first, used = 0, 0
+            for w, c in enumerate(counts):
+                if used + c > budget and w > first:
+                    segments.append((i, first, tokens[first:w]))
+                    first, used = w, 0
+                used += c
+            segments.append((i, first, tokens[first:]))
+        split_rows = [r for r, (i, _, _) in enumerate(segments) if i not in whole]
+        enc = tokenizer([segments[r][2] for r in split_rows], is_split_into_words=True, truncation=True, max_length=max_length) if split_rows else None
+        enc_row = {r: k for k, r in enumerate(split_rows)}
+        inputs, word_ids_all, example_index = [], [], []
+        for r, (i, first, _) in enumerate(segments):
+            tags = examples[i]["tags"]
+            if i in whole:
+                ids, word_ids = whole[i]
+            else:
+                ids = enc["input_ids"][enc_row[r]]
+                word_ids = [None if w is None else w + first for w in enc.word_ids(enc_row[r])]
             labels, previous = [], None
             for w in word_ids:
-                labels.append(label2id[ex["tags"][w]] if w is not None and w != previous else IGNORE_INDEX)
+                labels.append(label2id[tags[w]] if tags is not None and w is not None and w != previous else IGNORE_INDEX)
                 previous = w
-            inputs.append({"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i], "labels": labels})
+            inputs.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels})
             word_ids_all.append(word_ids)
-        return Features(inputs, list(range(len(examples))), {"word_ids": word_ids_all})
+            example_index.append(i)
+        return Features(inputs, example_index, {"word_ids": word_ids_all})
 
     def _pad_labels(self, labels, length):
         return torch.tensor([lab + [IGNORE_INDEX] * (length - len(lab)) for lab in labels])
@@ -157,17 +203,16 @@ class TokenClassificationHead(Head):
 
     def postprocess(self, examples, features, raw, labels):
         labels = label_names(labels)
-        predictions = []
-        for ex, word_ids, row in zip(examples, features.extra["word_ids"], raw):
-            # Words cut off by truncation or with no sub-token get the outside tag "O"
-            # (XTREME does the same), so predictions always align with the gold tags.
-            tags = ["O" if "O" in labels else labels[0]] * len(ex["tags"])
-            seen = set()
+        # Every word gets the prediction at its first sub-token in its segment. A word with no row position
+        # (possible only for an empty-string token) keeps the outside tag "O" (UD-POS: the first label).
+        default = "O" if "O" in labels else labels[0]
+        predictions = [[default] * len(ex["tokens"]) for ex in examples]
+        for ex_idx, word_ids, row in zip(features.example_index, features.extra["word_ids"], raw):
+            tags, seen = predictions[ex_idx], set()
             for pos, w in enumerate(word_ids):
                 if w is not None and w not in seen:
                     seen.add(w)
                     tags[w] = labels[int(row[pos])]
-            predictions.append(tags)
         return predictions, [e["tags"] for e in examples]
 
 

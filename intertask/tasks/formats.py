@@ -73,11 +73,14 @@ def _expand(data_dir: Path, pattern: str) -> list[Path]:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def read_ud_pos(*paths: PathLike, on_bad_example: str = "error") -> ReadResult[list[dict]]:
+def read_ud_pos(*paths: PathLike, multiword: str = "xtreme", allow_unlabeled: bool = False, on_bad_example: str = "error") -> ReadResult[list[dict]]:
     """UD POS from one or more files, concatenated in order (XTREME joins every treebank of a language).
 
-    ``.conllu`` files go through :func:`readers.read_conllu_pos` (FORM + UPOS); any other file is read as
-    XTREME's preprocessed ``token<TAB>UPOS`` tsv (``udpos/{split}-{lang}.tsv``) with the 17 UPOS tags.
+    ``.conllu`` files go through :func:`readers.read_conllu_pos` (FORM + UPOS; ``multiword="xtreme"``, the
+    default, gives XTREME's items: a multiword token is one item with its span head's UPOS; ``"syntactic"``
+    the syntactic words); any other file is read as XTREME's preprocessed ``token<TAB>UPOS`` tsv
+    (``udpos/{split}-{lang}.tsv``) with the 17 UPOS tags. ``allow_unlabeled=True`` also reads XTREME's test
+    tsv, which has the tokens only (``tags`` is None then).
     """
     if not paths:
         raise DataFormatError("(no file)", None, "no UD file given; expected at least one CoNLL-U or tsv file")
@@ -85,9 +88,12 @@ def read_ud_pos(*paths: PathLike, on_bad_example: str = "error") -> ReadResult[l
     skipped: list[DataFormatError] = []
     for path in paths:
         if str(path).endswith(".conllu"):
-            result = readers.read_conllu_pos(path, on_bad_example=on_bad_example)
+            result = readers.read_conllu_pos(path, multiword=multiword, on_bad_example=on_bad_example)  # type: ignore[arg-type]
         else:
-            result = readers.read_conll_tags(path, tag_set=readers.UPOS_TAGS, strip_lang_prefix=False, on_bad_example=on_bad_example)
+            result = readers.read_conll_tags(
+                path, tag_set=readers.UPOS_TAGS, strip_lang_prefix=False, allow_unlabeled=allow_unlabeled,
+                on_bad_example=on_bad_example,
+            )
         examples.extend(result.examples)
         skipped.extend(result.skipped)
     return ReadResult(examples, skipped)
@@ -222,14 +228,15 @@ def _entity_text(entity: dict) -> str:
 
 
 def read_mewslix(
-    mentions_path: PathLike, entities_path: PathLike, labels_path: PathLike | None = None, *, on_bad_example: str = "error"
+    mentions_path: PathLike, entities_path: PathLike, labels_path: PathLike | None = None, *, allow_unlabeled: bool = False, on_bad_example: str = "error"
 ) -> ReadResult[RetrievalSet]:
     """Mewsli-X (google-research dense_representations_for_entity_retrieval/mel, as XTREME-R's
     utils_preprocess.py shards it): ``wikinews_mentions/{split}-{lang}.jsonl`` (``{"context": {"text",
     "language", "sentence_spans"}, "mentions": [{"example_id", "mention_span": {"start", "end", "text"},
     "entity_id"}]}``), the shared ``candidate_set_entities.jsonl`` (``entity_id, title, description, ...``) and,
     for test (whose mention labels XTREME blanks), ``wikinews_labels/test-{lang}.json`` (``{example_id:
-    [entity_id]}``). Query = mention + its sentence; document = entity title + description."""
+    [entity_id]}``). Query = mention + its sentence; document = entity title + description.
+    ``allow_unlabeled=True`` keeps mentions without a gold entity (XTREME's test files; ``relevant`` empty)."""
     out = _Records(entities_path, on_bad_example)
     documents: list[dict] = []
     seen: set[str] = set()
@@ -266,6 +273,9 @@ def read_mewslix(
                         raise _Bad(f"example_id {ex_id!r} has no entry in {labels_path}")
                     gold = list(labels[ex_id])
                 gold = [g for g in gold if g]
+                if not gold and allow_unlabeled:
+                    queries.append({"id": ex_id, "text": _mention_text(context, mention), "lang": lang, "relevant": set()})
+                    continue
                 if not gold:
                     raise _Bad(f"mention {ex_id!r} has no entity_id (test labels are in wikinews_labels/test-{{lang}}.json)")
                 missing = [g for g in gold if g not in seen]

@@ -71,6 +71,8 @@ register(
             to_example=_hub_udpos,
             file_codes=L.UDPOS_HUB_NAMES,
         ),
+        # version 2: XTREME's items (a multiword token is one item with its span head's UPOS), was: syntactic words
+        version=2,
         source="UD treebanks (ud/{lang}_<treebank>-ud-{split}.conllu), XTREME udpos/{split}-{lang}.tsv, or google/xtreme udpos.<Language>",
         license="per treebank (mostly CC BY-SA 4.0)",
     )

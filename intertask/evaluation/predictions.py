@@ -51,39 +51,44 @@ from intertask.io import write_json_atomic, write_text_atomic
 if TYPE_CHECKING:
     from intertask.tasks.base import Task
 
-OFFICIAL_FOLDER = {"bucc": "bucc2018"}  # evaluate.py's task names; the others are ours
-QA_TASKS = frozenset({"xquad", "mlqa", "tydiqa"})
-PREDICTABLE = (
-    "xnli",
-    "pawsx",
-    "udpos",
-    "panx",
-    "xquad",
-    "mlqa",
-    "tydiqa",
-    "bucc",
-    "tatoeba",
-    "xcopa",
-    "lareqa",
-    "mewslix",
-)
 TOP_K = 20  # Mewsli-X / LAReQA predictions per query (utils_mewslix.TOP_K, mAP@20)
 
 
-def official_folder(task_name: str) -> str:
-    return OFFICIAL_FOLDER.get(task_name, task_name)
+def predictable_tasks() -> list[str]:
+    """Names of the tasks with an official prediction file (their record's ``official_name``)."""
+    from intertask.tasks import all_tasks
+
+    return [t.name for t in all_tasks() if t.official_name]
 
 
-def suffix(task_name: str) -> str:
-    """evaluate.py's ``get_suffix``: json for QA and Mewsli-X (LAReQA too here), jsonl for XCOPA, else tsv."""
-    if task_name in QA_TASKS or task_name in ("mewslix", "lareqa"):
-        return "json"
-    return "jsonl" if task_name == "xcopa" else "tsv"
+def prediction_format(task: Task) -> str:
+    """The file format of `task`'s predictions, from its head (and a retrieval record's ``procedure``):
+    labels / tags / answers / choices / pairs / ranked (see the module docstring)."""
+    procedure = getattr(task, "procedure", None)
+    if procedure is not None:
+        return RETRIEVAL_FORMATS[procedure]
+    if task.head.name.startswith("span_qa"):
+        return "answers"
+    return HEAD_FORMATS[task.head.name]
 
 
-def prediction_file(root: str | Path, task_name: str, split: str, language: str) -> Path:
-    """``root/<official folder>/<split>-<lang>.<suffix>``, e.g. ``preds/bucc2018/test-de.tsv``."""
-    return Path(root) / official_folder(task_name) / f"{split}-{language}.{suffix(task_name)}"
+def prediction_file(root: str | Path, task: Task | str, split: str, language: str) -> Path:
+    """``root/<official folder>/<split>-<lang>.<suffix>``, e.g. ``preds/bucc2018/test-de.tsv`` (`task`: record or name)."""
+    if isinstance(task, str):
+        from intertask.tasks import get_task
+
+        task = get_task(task)
+    suffix = FORMATS[prediction_format(task)][0]
+    return Path(root) / _folder(task) / f"{split}-{language}.{suffix}"
+
+
+def _folder(task: Task) -> str:
+    if not task.official_name:
+        raise ConfigError(
+            f"task {task.name}: the official XTREME / XTREME-R prediction files exist for "
+            f"{', '.join(predictable_tasks())}"
+        )
+    return task.official_name
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -115,18 +120,33 @@ def write_jsonl_labels(path: str | Path, labels: Sequence[int]) -> Path:
     return Path(path)
 
 
-def _write(task_name: str, path: Path, predictions: Any) -> Path:
+def write_json(path: str | Path, predictions: Any) -> Path:
+    """A JSON object (QA answers by question id, Mewsli-X / LAReQA rankings by query id)."""
+    write_json_atomic(path, predictions)
+    return Path(path)
+
+
+def write_pairs(path: str | Path, pairs: Any) -> Path:
+    """BUCC's mined pairs, ``<xx id><TAB><en id>`` per line, sorted."""
+    return write_lines(path, [f"{s}\t{t}" for s, t in sorted(pairs)])
+
+
+# format -> (suffix, writer), as evaluate.py's ``get_suffix`` and readers expect
+FORMATS: dict[str, tuple[str, Callable[[Path, Any], Path]]] = {
+    "labels": ("tsv", write_lines),  # XNLI / PAWS-X labels; Tatoeba indices
+    "tags": ("tsv", write_tags),
+    "answers": ("json", write_json),
+    "choices": ("jsonl", write_jsonl_labels),
+    "pairs": ("tsv", write_pairs),
+    "ranked": ("json", write_json),
+}
+HEAD_FORMATS = {"sequence_classification": "labels", "token_classification": "tags", "multiple_choice": "choices"}
+RETRIEVAL_FORMATS = {"aligned_pairs": "labels", "bitext_mining": "pairs", "pooled_ranking": "ranked", "candidate_ranking": "ranked"}
+
+
+def _write(task: Task, path: Path, predictions: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if task_name in QA_TASKS or task_name in ("mewslix", "lareqa"):
-        write_json_atomic(path, predictions)
-        return path
-    if task_name in ("panx", "udpos"):
-        return write_tags(path, predictions)
-    if task_name == "xcopa":
-        return write_jsonl_labels(path, predictions)
-    if task_name == "bucc":
-        return write_lines(path, [f"{s}\t{t}" for s, t in sorted(predictions)])
-    return write_lines(path, predictions)
+    return FORMATS[prediction_format(task)][1](path, predictions)
 
 
 def _squad_labels(examples: Sequence[dict]) -> dict:
@@ -240,7 +260,7 @@ def predict_target(
         features = featurize_cached(task, inputs, tokenizer, max_length, False, doc_stride, "eval", lang)
         raw = predict(model, tokenizer, task, features, batch_size, device, f"{task.name} {split} {lang} predict")
         predictions, references = task.head.postprocess(inputs, features, raw, task)
-        path = _write(task.name, prediction_file(output_dir, task.name, split, lang), predictions)
+        path = _write(task, prediction_file(output_dir, task, split, lang), predictions)
         summary: dict[str, Any] = {
             "file": str(path),
             "examples": len(examples),
@@ -250,9 +270,9 @@ def predict_target(
         if labeled:
             summary["scores"] = task.compute_metrics(predictions, references, lang)
             if labels_dir is not None:
-                gold = _squad_labels(examples) if task.name in QA_TASKS else references
+                gold = _squad_labels(examples) if prediction_format(task) == "answers" else references
                 summary["label_file"] = str(
-                    _write(task.name, prediction_file(labels_dir, task.name, split, lang), gold)
+                    _write(task, prediction_file(labels_dir, task, split, lang), gold)
                 )
         out[lang] = summary
     return out
@@ -330,21 +350,22 @@ def predict_retrieval(
 
     split = retrieval_split(task, split)
     embed, settings = _embedder(task, encoder_path, batch_size, max_length, pooling, layer, prefix)
-    if task.name == "bucc":
+    procedure = getattr(task, "procedure", None)  # the retrieval record says how it is run
+    if procedure == "bitext_mining":
         results = {lang: _bucc(task, lang, data_dir, split, embed, margin_k) for lang in languages}
-    elif task.name == "lareqa":
+    elif procedure == "pooled_ranking":  # one candidate pool across languages
         results = _lareqa(task, languages, data_dir, split, embed)
-    elif task.name == "mewslix":
+    elif procedure == "candidate_ranking":
         results = {lang: _mewslix(task, lang, data_dir, split, embed) for lang in languages}
-    elif task.name == "tatoeba":
+    elif procedure == "aligned_pairs":
         results = {lang: _tatoeba(task, lang, data_dir, split, embed) for lang in languages}
     else:
-        raise ConfigError(f"task {task.name}: no official prediction format for this retrieval task")
+        raise ConfigError(f"task {task.name}: no official prediction format for retrieval procedure {procedure!r}")
     out = {}
     for lang, (predictions, gold, summary) in results.items():
-        summary["file"] = str(_write(task.name, prediction_file(output_dir, task.name, split, lang), predictions))
+        summary["file"] = str(_write(task, prediction_file(output_dir, task, split, lang), predictions))
         if gold is not None and labels_dir is not None:
-            summary["label_file"] = str(_write(task.name, prediction_file(labels_dir, task.name, split, lang), gold))
+            summary["label_file"] = str(_write(task, prediction_file(labels_dir, task, split, lang), gold))
         out[lang] = {**summary, "labeled": gold is not None, **settings, "split": split}
     return out
 
@@ -488,10 +509,7 @@ def write_predictions(
     ``{"task", "folder", "split", "languages": {lang: {...}}}``, also written to ``output_dir/<folder>/summary-<split>.json``."""
     if split not in ("dev", "test"):
         raise ConfigError(f"split: expected dev or test, got {split!r}")
-    if task.name not in PREDICTABLE:
-        raise ConfigError(
-            f"task {task.name}: the official XTREME / XTREME-R prediction files exist for {', '.join(PREDICTABLE)}"
-        )
+    folder = _folder(task)  # fails clearly for a task without an official prediction file
     output_dir = Path(output_dir)
     if task.head.name == "retrieval":
         per_lang = predict_retrieval(
@@ -503,12 +521,12 @@ def write_predictions(
         )
     summary = {
         "task": task.name,
-        "folder": official_folder(task.name),
+        "folder": folder,
         "model": str(model),
         "split": split,
         "languages": per_lang,
     }
-    write_json_atomic(output_dir / official_folder(task.name) / f"summary-{split}.json", summary)
+    write_json_atomic(output_dir / folder / f"summary-{split}.json", summary)
     return summary
 
 
@@ -526,7 +544,7 @@ def write_run_predictions(
     out: dict[str, Any] = {}
     target = get_task(cfg.target.task)
     jobs: list[tuple[Any, Any, list[str]]] = []
-    if target.name in PREDICTABLE:
+    if target.official_name:
         jobs.append(
             (
                 target,
@@ -537,7 +555,7 @@ def write_run_predictions(
     encoder = encoder_from if encoder_from is not None else cfg.model.name_or_path
     for name in ev.retrieval_tasks:
         task = get_task(name)
-        if task.name in PREDICTABLE:
+        if task.official_name:
             jobs.append(
                 (
                     task,
@@ -548,7 +566,7 @@ def write_run_predictions(
                 )
             )
     for task, model, langs in jobs:
-        done = Path(output_dir) / official_folder(task.name) / f"summary-{ev.split}.json"
+        done = Path(output_dir) / _folder(task) / f"summary-{ev.split}.json"
         if done.is_file():
             out[task.name] = json.loads(done.read_text(encoding="utf-8"))
             continue

@@ -66,6 +66,9 @@ class Task:
     version: int = 1
     source: str = ""
     license: str = ""
+    # The task's folder in XTREME / XTREME-R's official evaluate.py (prediction files, ``bucc2018`` for BUCC);
+    # None: no official prediction file (intermediate tasks).
+    official_name: str | None = None
 
     def training_task(self) -> Task:
         """The record whose train split trains this task: the benchmark's English training task

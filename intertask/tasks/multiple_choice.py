@@ -22,6 +22,7 @@ def _hub_copa(r: dict) -> dict:
 register(
     Task(
         name="xcopa",
+        official_name="xcopa",
         description="XCOPA causal commonsense reasoning (Ponti et al. 2020); XTREME-R trains on Social IQa (siqa) then "
         "English COPA (copa); English evaluation = COPA",
         head=MULTIPLE_CHOICE,

@@ -50,6 +50,7 @@ class RetrievalTask(Task):
 register(
     RetrievalTask(
         name="tatoeba",
+        official_name="tatoeba",
         description="Tatoeba similarity search (Artetxe & Schwenk 2019), xx<->en, accuracy of the nearest neighbour",
         head=RETRIEVAL,
         metrics=(tatoeba_accuracy,),
@@ -79,6 +80,7 @@ register(
 register(
     RetrievalTask(
         name="bucc",
+        official_name="bucc2018",
         description="BUCC 2018 parallel sentence mining, xx-en (Zweigenbaum et al. 2018): ratio-margin mining (k=4), "
         "threshold chosen on the sample (dev) split and applied to the training (test) split, F1",
         head=RETRIEVAL,
@@ -114,6 +116,7 @@ register(
 register(
     RetrievalTask(
         name="lareqa",
+        official_name="lareqa",
         description="LAReQA on XQuAD-R (Roy et al. 2020): each question retrieves its answer sentence from the pooled "
         "candidates of all 11 languages, mAP@20; English training data is SQuAD v1.1 (XTREME-R)",
         head=RETRIEVAL,
@@ -133,6 +136,7 @@ register(
 register(
     RetrievalTask(
         name="mewslix",
+        official_name="mewslix",
         description="Mewsli-X entity linking as retrieval (Botha et al. 2020; XTREME-R): Wikinews mentions retrieve "
         "English Wikipedia entity descriptions, mAP@20; English training data is its Wikipedia mention-entity pairs",
         head=RETRIEVAL,

@@ -20,6 +20,7 @@ def _hub_nli(r: dict) -> dict:
 register(
     Task(
         name="xnli",
+        official_name="xnli",
         description="Cross-lingual natural language inference (Conneau et al. 2018); English training data is MNLI",
         head=SEQUENCE_CLASSIFICATION,
         metrics=(accuracy,),
@@ -75,6 +76,7 @@ def _hub_paws(r: dict) -> dict:
 register(
     Task(
         name="pawsx",
+        official_name="pawsx",
         description="PAWS-X paraphrase identification (Yang et al. 2019); English training data is PAWS (task paws)",
         head=SEQUENCE_CLASSIFICATION,
         metrics=(accuracy,),

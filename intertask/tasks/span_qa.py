@@ -48,6 +48,7 @@ _QA_DEV_EN = "squad/dev-v1.1.json"  # checkpoint selection for XQuAD: English SQ
 register(
     Task(
         name="xquad",
+        official_name="xquad",
         description="XQuAD (Artetxe et al. 2020): SQuAD v1.1 dev translated; English training data is SQuAD v1.1",
         head=SPAN_QA,
         metrics=(squad_scores,),
@@ -69,6 +70,7 @@ register(
 register(
     Task(
         name="mlqa",
+        official_name="mlqa",
         description="MLQA (Lewis et al. 2020), context and question in the same language; English training data is "
         "SQuAD v1.1; scored with the language-aware MLQA script",
         head=SPAN_QA,
@@ -95,6 +97,7 @@ register(
 register(
     Task(
         name="tydiqa",
+        official_name="tydiqa",
         description="TyDiQA-GoldP (Clark et al. 2020): as in XTREME, the official dev set is the test set and the "
         "English GoldP train set is the training data",
         head=SPAN_QA,

@@ -14,6 +14,7 @@ from intertask.tasks.registry import register
 register(
     Task(
         name="panx",
+        official_name="panx",
         description="WikiANN / PAN-X named entity recognition (Pan et al. 2017; Rahimi et al. 2019 splits)",
         head=TOKEN_CLASSIFICATION,
         metrics=(seqeval_f1,),
@@ -46,6 +47,7 @@ def _hub_udpos(r: dict) -> dict:
 register(
     Task(
         name="udpos",
+        official_name="udpos",
         description="Universal Dependencies POS tagging (XTREME: UD v2.5, XTREME-R: v2.7); English training data is "
         "UD English (every en_* treebank found; ../shared/data has EWT)",
         head=TOKEN_CLASSIFICATION,

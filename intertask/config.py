@@ -132,6 +132,13 @@ class StageConfig:
     auto_batch_backoff: bool = False
     # Training data-loader worker processes (0: collate in the training process; padding is cheap).
     dataloader_workers: int = 0
+    # Padding-free packing of training batches: the batch's examples are packed into rows of max_seq_length tokens
+    # with restarted position ids and block-diagonal attention (sdpa or eager attention); the examples per batch
+    # and per optimiser step are unchanged. For GPUs; see docs/performance.md "GPU". Off: not part of run identity.
+    packing: bool = False
+    # Pad each training batch's length up to the smallest of these (max_seq_length is always one), e.g.
+    # [32, 64, 128], so torch.compile / CUDA graphs see a few shapes. Empty: dynamic padding (off).
+    bucket_lengths: list[int] = field(default_factory=list)
     # Start the encoder from this checkpoint (heads are dropped). The pipeline fills it with the
     # intermediate checkpoint; set it by hand to reuse any encoder directory.
     init_encoder_from: Path | None = None

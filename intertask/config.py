@@ -233,7 +233,14 @@ class ExecutorConfig:
     # machine (one per GPU, pinned with CUDA_VISIBLE_DEVICES, when GPUs exist); submitit: a cluster
     # through submitit (SLURM; "local"/"debug" backends for testing).
     kind: Literal["local", "processes", "submitit"] = "local"
-    workers: int = 0  # processes: 0 = one per visible GPU, or 2 without GPUs
+    workers: int = 0  # processes: 0 = one per visible GPU (times jobs_per_device), or 2 without GPUs
+    # processes: jobs run side by side on each GPU, one process each (a fine-tuning job at batch 32 keeps an H100
+    # busy a few percent of the time; see docs/performance.md "GPU"). Without GPUs: the number of CPU workers
+    # when `workers` is 0 (if > 1). Before each job its worker checks the GPU has min_free_memory_gb free,
+    # waiting up to memory_wait_seconds for other jobs to release memory, else the job fails with a clear message.
+    jobs_per_device: int = 1
+    min_free_memory_gb: float = 2.0
+    memory_wait_seconds: float = 300.0
     cluster: Literal["slurm", "local", "debug"] = "slurm"  # submitit backend
     folder: Path | None = None  # submitit logs and pickles; default <output_dir>/submitit
     poll_seconds: float = 5.0

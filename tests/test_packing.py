@@ -205,6 +205,22 @@ def test_switches_off_keep_config_identity():
     assert identity_dict(cfg) == {"target": {"task": "xnli"}}
 
 
+def test_validate_switches():
+    from intertask.config import ModelConfig
+    from intertask.errors import ConfigError
+    from intertask.training.packing import validate_switches
+
+    validate_switches(StageConfig(task="xnli", packing=True, bucket_lengths=[32, 64]), "target", ModelConfig())
+    with pytest.raises(ConfigError, match="sdpa or eager"):
+        validate_switches(StageConfig(task="xnli", packing=True), "target", ModelConfig(attn_implementation="flash_attention_2"))
+    with pytest.raises(ConfigError, match="single-task text stages only"):
+        validate_switches(StageConfig(tasks=["xnli", "panx"], packing=True), "intermediate", ModelConfig())
+    with pytest.raises(ConfigError, match="must be positive"):
+        validate_switches(StageConfig(task="xnli", bucket_lengths=[0]), "target", ModelConfig())
+    with pytest.raises(ConfigError, match="packing supports"):
+        validate_switches(StageConfig(task="tatoeba", packing=True), "target", ModelConfig())
+
+
 @pytest.mark.slow
 def test_run_stage_with_packing_and_buckets(tmp_path, tiny_model, sample_data):
     """The recipe with packing / buckets on: same number of steps and examples; a finite loss; the dev metric is

@@ -39,8 +39,8 @@ PACKING_ATTENTION = ("sdpa", "eager")
 @dataclass
 class PackedOutput(ModelOutput):
     """logits: (examples, labels) for classification, (examples, choices) for multiple choice, (rows, L, labels)
-    in packed layout for tagging (see :func:`unpack_tokens`); span QA: start/end logits (sequences, longest),
-    -inf-like beyond each sequence's length."""
+    in packed layout for tagging (see :func:`unpack_tokens`); span QA: start/end logits (sequences, row width),
+    the most negative float beyond each sequence's length."""
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
@@ -117,7 +117,7 @@ def packed_forward(
 
     if kind == "span_qa":
         scores = model.qa_outputs(hidden).float()  # (rows, L, 2)
-        longest = int(packed_lengths.max())
+        longest = hidden.shape[1]  # the row width: a static shape (no host sync, no recompiling per batch)
         offsets = torch.arange(longest, device=hidden.device)
         valid = offsets[None, :] < packed_lengths[:, None]
         cols = (packed_starts[:, 1:2] + offsets[None, :]).clamp(max=hidden.shape[1] - 1)

@@ -10,9 +10,28 @@ from typing import Any, Callable
 
 import torch
 
-from intertask.config import StageConfig
-from intertask.data.packing import BucketedCollator, PackedCollator
-from intertask.models.packing import enable_packing
+from intertask.config import ModelConfig, StageConfig
+from intertask.data.packing import PACKABLE_HEADS, BucketedCollator, PackedCollator
+from intertask.errors import ConfigError
+from intertask.models.packing import PACKING_ATTENTION, enable_packing
+from intertask.tasks import get_task
+
+
+def validate_switches(stage: StageConfig, role: str, model: ModelConfig) -> None:
+    """Before any compute: packing / bucket_lengths are for single-task text stages (the recipe's batches), packing
+    needs an attention kernel that takes a 4D mask and a head with a packed forward."""
+    if not (stage.packing or stage.bucket_lengths):
+        return
+    if any(b < 1 for b in stage.bucket_lengths):
+        raise ConfigError(f"{role}.bucket_lengths: lengths must be positive, got {stage.bucket_lengths}")
+    if stage.tasks or stage.mlm is not None or stage.multimodal is not None or stage.task in ("multitask", "mlm"):
+        raise ConfigError(f"{role}: packing / bucket_lengths apply to single-task text stages only (not multi-task, MLM or multimodal stages)")
+    if stage.packing:
+        if model.attn_implementation not in PACKING_ATTENTION:
+            raise ConfigError(f"{role}.packing needs model.attn_implementation sdpa or eager (a 4D block mask), got {model.attn_implementation!r}")
+        head = get_task(stage.task).head.name
+        if head not in PACKABLE_HEADS:
+            raise ConfigError(f"{role}.packing: task {stage.task} has head {head}; packing supports {', '.join(PACKABLE_HEADS)}")
 
 
 def training_collate(head: Any, tokenizer: Any, stage: StageConfig, max_length: int, model: Any, default: Callable) -> Callable:

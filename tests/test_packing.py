@@ -238,3 +238,22 @@ def test_run_stage_with_packing_and_buckets(tmp_path, tiny_model, sample_data):
         assert t["steps"] == 3 and t["examples"] == out["off"]["throughput"]["examples"] == 24
         assert t["tokens"] == out["off"]["throughput"]["tokens"]  # same examples, same real tokens
         assert t["mean_loss"] == pytest.approx(out["off"]["throughput"]["mean_loss"], rel=0.05)
+
+
+@pytest.mark.parametrize("task_name, attn", [("xnli", "sdpa"), ("xnli", "eager"), ("panx", "sdpa"), ("squad_v1", "sdpa"), ("copa", "sdpa")])
+def test_packed_forward_under_bf16_autocast(tiny_model, sample_data, task_name, attn):
+    """The GPU setting (bf16 autocast, here on CPU): packed losses run, are finite and near the fp32 ones."""
+    if task_name == "copa":
+        task, tokenizer = get_task("copa"), load_tokenizer(tiny_model)
+        rows = task.head.featurize(_choice_examples(sample_data, choices=2), tokenizer, task.labels, 128, train=True).inputs
+    else:
+        task, tokenizer, features = _features(tiny_model, sample_data, task_name, 8, max_length=96)
+        rows = features.inputs[:8]
+    model = enable_packing(_model(tiny_model, task, attn))
+    batch = PackedCollator(task.head, tokenizer, 256)(rows)
+    with torch.no_grad():
+        full = model(**batch).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = model(**batch).loss
+    assert torch.isfinite(half) and half.dtype == torch.float32
+    assert float(half) == pytest.approx(float(full), rel=0.05)

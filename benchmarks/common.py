@@ -40,6 +40,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--peak-tflops", type=float, default=H100_BF16_DENSE_TFLOPS, help="accelerator peak for MFU (default: H100 bf16 dense)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--tokenizer", default=None, help="tokenizer directory for --model-config (default: the embedded default model's, converted on first use)"
+    )
 
 
 def setup_torch(args) -> None:
@@ -75,7 +78,7 @@ def prepare_model(args, workdir: Path) -> str:
 
         from intertask.models.loading import load_tokenizer
 
-        tokenizer = load_tokenizer("default")  # XLM-R's 250k SentencePiece vocabulary
+        tokenizer = load_tokenizer(getattr(args, "tokenizer", None) or "default")  # XLM-R's 250k SentencePiece vocabulary
         size = {"base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
                 "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)}[args.model_config]
         config = XLMRobertaConfig(

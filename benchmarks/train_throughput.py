@@ -66,12 +66,16 @@ def bench_task(name: str):
     return get_task(alias)
 
 
-def run_ours(args, task, model_dir: str, data_dir: Path, workdir: Path, tag: str) -> dict:
+def run_ours(args, task, model_dir: str, data_dir: Path, workdir: Path, tag: str, switches: dict | None = None) -> dict:
+    """Our recipe; `switches`: extra StageConfig fields (e.g. packing=True, bucket_lengths=[...]) / model fields
+    (attn_implementation, torch_compile: keys of ModelConfig)."""
     from intertask.config import ModelConfig, StageConfig
     from intertask.training.recipe import StageContext, run_stage
 
+    switches = dict(switches or {})
+    model_fields = {k: switches.pop(k) for k in list(switches) if k in ("attn_implementation", "torch_compile")}
     ctx = StageContext(
-        model=ModelConfig(name_or_path=model_dir, max_seq_length=args.seq_len),
+        model=ModelConfig(name_or_path=model_dir, max_seq_length=args.seq_len, **model_fields),
         seed=args.seed,
         data_dir=data_dir,
         mixed_precision="bf16" if args.precision == "bf16" else "no",
@@ -79,7 +83,7 @@ def run_ours(args, task, model_dir: str, data_dir: Path, workdir: Path, tag: str
     stage = StageConfig(
         task=task.name, language="en", learning_rate=args.lr, batch_size=args.batch_size, max_steps=args.steps, warmup_ratio=0.0,
         weight_decay=0.0, max_grad_norm=1.0, max_train_samples=args.max_train_samples, max_eval_samples=8, eval_every_steps=args.steps,
-        eval_batch_size=8,
+        eval_batch_size=8, **switches,
     )
     with PeakRSS() as mem:
         summary = run_stage(stage, ctx, workdir / f"ours-{tag}", "target")

@@ -132,6 +132,13 @@ class StageConfig:
     auto_batch_backoff: bool = False
     # Training data-loader worker processes (0: collate in the training process; padding is cheap).
     dataloader_workers: int = 0
+    # Padding-free packing of training batches: the batch's examples are packed into rows of max_seq_length tokens
+    # with restarted position ids and block-diagonal attention (sdpa or eager attention); the examples per batch
+    # and per optimiser step are unchanged. For GPUs; see docs/performance.md "GPU". Off: not part of run identity.
+    packing: bool = False
+    # Pad each training batch's length up to the smallest of these (max_seq_length is always one), e.g.
+    # [32, 64, 128], so torch.compile / CUDA graphs see a few shapes. Empty: dynamic padding (off).
+    bucket_lengths: list[int] = field(default_factory=list)
     # Start the encoder from this checkpoint (heads are dropped). The pipeline fills it with the
     # intermediate checkpoint; set it by hand to reuse any encoder directory.
     init_encoder_from: Path | None = None
@@ -226,7 +233,14 @@ class ExecutorConfig:
     # machine (one per GPU, pinned with CUDA_VISIBLE_DEVICES, when GPUs exist); submitit: a cluster
     # through submitit (SLURM; "local"/"debug" backends for testing).
     kind: Literal["local", "processes", "submitit"] = "local"
-    workers: int = 0  # processes: 0 = one per visible GPU, or 2 without GPUs
+    workers: int = 0  # processes: 0 = one per visible GPU (times jobs_per_device), or 2 without GPUs
+    # processes: jobs run side by side on each GPU, one process each (a fine-tuning job at batch 32 keeps an H100
+    # busy a few percent of the time; see docs/performance.md "GPU"). Without GPUs: the number of CPU workers
+    # when `workers` is 0 (if > 1). Before each job its worker checks the GPU has min_free_memory_gb free,
+    # waiting up to memory_wait_seconds for other jobs to release memory, else the job fails with a clear message.
+    jobs_per_device: int = 1
+    min_free_memory_gb: float = 2.0
+    memory_wait_seconds: float = 300.0
     cluster: Literal["slurm", "local", "debug"] = "slurm"  # submitit backend
     folder: Path | None = None  # submitit logs and pickles; default <output_dir>/submitit
     poll_seconds: float = 5.0

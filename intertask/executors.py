@@ -89,45 +89,111 @@ class LocalExecutor:
 _GPU_QUEUE: Any = None
 
 
-def _init_worker(gpu_queue: Any, threads: int) -> None:
+_MEMORY_CHECK: tuple[float, float] | None = None  # (min free GiB, seconds to wait) in a worker pinned to a GPU
+
+
+def _init_worker(gpu_queue: Any, threads: int, memory_check: tuple[float, float] | None = None) -> None:
     """Runs first in each fresh (spawned) worker, before torch is imported: pin one GPU."""
+    global _MEMORY_CHECK
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_queue.get()
+        _MEMORY_CHECK = memory_check
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
     os.environ["INTERTASK_PROGRESS"] = "0"  # the parent shows the grid's progress
 
 
+class DeviceMemoryError(RuntimeError):
+    pass
+
+
+def device_memory_gib() -> tuple[float, float] | None:
+    """(free, total) GiB of this process's current GPU (all processes' use counted), or None without CUDA."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return None
+    if not torch.cuda.is_available():
+        return None
+    free, total = torch.cuda.mem_get_info()
+    return free / 2**30, total / 2**30
+
+
+def wait_for_device_memory(
+    min_free_gib: float,
+    wait_seconds: float,
+    probe: Callable[[], tuple[float, float] | None] = device_memory_gib,
+    poll: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Return once the GPU has `min_free_gib` free (jobs sharing it may still be loading or finishing); after
+    `wait_seconds` raise DeviceMemoryError naming the device, what is free and the settings to change."""
+    waited = 0.0
+    while True:
+        info = probe()
+        if info is None or info[0] >= min_free_gib:
+            return
+        if waited >= wait_seconds:
+            free, total = info
+            raise DeviceMemoryError(
+                f"GPU {os.environ.get('CUDA_VISIBLE_DEVICES', '?')}: {free:.1f} GiB free of {total:.1f} GiB after waiting {waited:.0f} s, "
+                f"a job needs executor.min_free_memory_gb={min_free_gib:g}; other jobs (or other users) hold the rest. "
+                f"Lower executor.jobs_per_device, or executor.min_free_memory_gb if the job fits in less"
+            )
+        sleep(poll)
+        waited += poll
+
+
 def _execute_safely(job: Job) -> tuple[dict[str, Any] | None, str | None]:
     try:
+        if _MEMORY_CHECK is not None:
+            wait_for_device_memory(*_MEMORY_CHECK)
         return execute_job(job), None
     except Exception:  # noqa: BLE001
         return None, traceback.format_exc()
 
 
 class ProcessExecutor:
-    """N worker processes on this machine: one per GPU (CUDA_VISIBLE_DEVICES), else CPU workers
-    that split the cores between them. Workers are spawned fresh (no forked torch state)."""
+    """N worker processes on this machine: `jobs_per_device` per GPU (each pinned with CUDA_VISIBLE_DEVICES, GPUs
+    filled round-robin), else CPU workers that split the cores between them. Workers are spawned fresh (no forked
+    torch state). On GPUs each job first waits for `min_free_memory_gb` free on its device (see
+    :func:`wait_for_device_memory`)."""
 
-    def __init__(self, workers: int = 0):
+    job_function: Callable[[Job], tuple[dict[str, Any] | None, str | None]] = staticmethod(_execute_safely)
+
+    def __init__(self, workers: int = 0, jobs_per_device: int = 1, min_free_memory_gb: float = 2.0, memory_wait_seconds: float = 300.0):
+        if jobs_per_device < 1:
+            raise ConfigError(f"executor.jobs_per_device must be >= 1, got {jobs_per_device}")
         self.gpus = visible_gpus()
-        self.workers = workers or (len(self.gpus) if self.gpus else 2)
-        if self.gpus and self.workers > len(self.gpus):
-            raise ConfigError(f"executor.workers={self.workers} but only {len(self.gpus)} GPUs are visible ({','.join(self.gpus)}); one worker per GPU")
+        self.jobs_per_device = jobs_per_device
+        self.slots = [g for _ in range(jobs_per_device) for g in self.gpus]  # round-robin over the GPUs
+        self.workers = workers or (len(self.slots) if self.gpus else (jobs_per_device if jobs_per_device > 1 else 2))
+        if self.gpus and self.workers > len(self.slots):
+            raise ConfigError(
+                f"executor.workers={self.workers} but only {len(self.gpus)} GPUs are visible ({','.join(self.gpus)}) with "
+                f"jobs_per_device={jobs_per_device}; one worker per GPU slot (raise executor.jobs_per_device to run several jobs on one GPU)"
+            )
+        self.memory_check = (min_free_memory_gb, memory_wait_seconds)
         self.threads = max(1, (os.cpu_count() or 1) // self.workers)
 
     def describe(self) -> str:
-        where = f"GPUs {','.join(self.gpus[: self.workers])}" if self.gpus else f"CPU, {self.threads} threads each"
+        if self.gpus:
+            used = sorted(set(self.slots[: self.workers]), key=self.gpus.index)
+            where = f"GPUs {','.join(used)}" + (f", up to {self.jobs_per_device} jobs per GPU" if self.jobs_per_device > 1 else "")
+        else:
+            where = f"CPU, {self.threads} threads each"
         return f"{self.workers} worker processes ({where})"
 
     def run(self, jobs: list[Job], on_start: OnStart = lambda j: None) -> Iterator[Outcome]:
         ctx = mp.get_context("spawn")
         queue = None
+        workers = min(self.workers, len(jobs))
         if self.gpus:
             queue = ctx.Queue()
-            for gpu in self.gpus[: self.workers]:
+            for gpu in self.slots[:workers]:
                 queue.put(gpu)
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(queue, self.threads)) as pool:
+        initargs = (queue, self.threads, self.memory_check if self.gpus else None)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=initargs) as pool:
             pending: dict[Future, Job] = {}
             backlog = list(jobs)
             # Submit only as many jobs as there are workers, so "in flight" means running.
@@ -135,7 +201,7 @@ class ProcessExecutor:
                 while backlog and len(pending) < self.workers:
                     job = backlog.pop(0)
                     on_start(job)
-                    pending[pool.submit(_execute_safely, job)] = job
+                    pending[pool.submit(self.job_function, job)] = job
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     job = pending.pop(fut)
@@ -216,7 +282,7 @@ def make_executor(config: ExecutorConfig, output_dir: Path) -> Any:
     if config.kind == "local":
         return LocalExecutor()
     if config.kind == "processes":
-        return ProcessExecutor(config.workers)
+        return ProcessExecutor(config.workers, config.jobs_per_device, config.min_free_memory_gb, config.memory_wait_seconds)
     if config.kind == "submitit":
         return SubmititExecutor(config, output_dir)
     raise ConfigError(f"executor.kind: unknown executor {config.kind!r}")  # pragma: no cover

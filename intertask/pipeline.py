@@ -48,6 +48,9 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
             continue
         if not stage.task:
             raise ConfigError(f"{role}.task is required")
+        from intertask.training.packing import validate_switches
+
+        validate_switches(stage, role, cfg.model)  # packing / bucket_lengths (issue 14)
         from intertask.training.multitask import validate_special_stage
 
         special = validate_special_stage(stage, role, Path(cfg.data_dir), cfg.data_source, check_data)  # multi-task / MLM

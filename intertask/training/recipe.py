@@ -45,6 +45,7 @@ from intertask.training.checkpoint import (
     stop_requests,
     trainable_state,
 )
+from intertask.training.packing import batch_examples, training_collate  # packing
 from intertask.training.tracking import StageTracker
 
 
@@ -144,10 +145,11 @@ def _train_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: s
     model = build_model(task, ctx.model.name_or_path, stage.init_encoder_from, ctx.model.freeze_embeddings)
     configure_model(model, ctx.model)
     sampler = EpochBatches(train_features.lengths(), stage.batch_size, ctx.seed)
+    collate = training_collate(task.head, tokenizer, stage, max_length, model, functools.partial(_collate, task.head, tokenizer))  # packing / buckets
     loader = DataLoader(
         train_features.inputs,
         batch_sampler=sampler,
-        collate_fn=functools.partial(_collate, task.head, tokenizer),
+        collate_fn=collate,  # packing / buckets
         num_workers=stage.dataloader_workers,
         pin_memory=accelerator.device.type == "cuda",  # async host->GPU copies
         persistent_workers=stage.dataloader_workers > 0,
@@ -207,7 +209,7 @@ def _train_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: s
             for batch in itertools.chain([first], batches) if first is not None else ():
                 progress["batches_in_epoch"] += 1
                 tokens += batch["attention_mask"].sum()
-                meter["examples"] += int(batch["input_ids"].shape[0])
+                meter["examples"] += batch_examples(batch)  # packing: rows hold several examples
                 with accelerator.accumulate(model), oom_guard(batch, stage):
                     loss = model(**batch).loss
                     grad_norm = backward_and_step(accelerator, model, loss, optimizer, scheduler, stage.max_grad_norm)  # tracking: grad_norm =

@@ -37,7 +37,9 @@ class Job:
 
 def execute_job(job: Job) -> dict[str, Any]:
     """Run one job in this process (the executors call this, possibly on another machine)."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from intertask.threads import apply_thread_policy
+
+    apply_thread_policy()  # idempotent; first thing on a cluster node (submitit), before torch is imported
     started = time.time()
     cfg = from_dict(ExperimentConfig, job.config)
     if job.kind == "intermediate":
@@ -90,11 +92,14 @@ _GPU_QUEUE: Any = None
 
 
 def _init_worker(gpu_queue: Any, threads: int) -> None:
-    """Runs first in each fresh (spawned) worker, before torch is imported: pin one GPU."""
+    """Runs first in each fresh (spawned) worker, before torch is imported: pin one GPU, apply the thread policy
+    with this worker's share of the CPUs (passive OpenMP waiting, faiss aligned; the parent printed the policy)."""
+    from intertask.threads import apply_thread_policy, mark_announced
+
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_queue.get()
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ["MKL_NUM_THREADS"] = str(threads)
+    mark_announced()
+    apply_thread_policy(threads)
     os.environ["INTERTASK_PROGRESS"] = "0"  # the parent shows the grid's progress
 
 
@@ -114,7 +119,9 @@ class ProcessExecutor:
         self.workers = workers or (len(self.gpus) if self.gpus else 2)
         if self.gpus and self.workers > len(self.gpus):
             raise ConfigError(f"executor.workers={self.workers} but only {len(self.gpus)} GPUs are visible ({','.join(self.gpus)}); one worker per GPU")
-        self.threads = max(1, (os.cpu_count() or 1) // self.workers)
+        from intertask.threads import apply_thread_policy
+
+        self.threads = max(1, apply_thread_policy().intra_op // self.workers)  # CPUs this process may use, shared
 
     def describe(self) -> str:
         where = f"GPUs {','.join(self.gpus[: self.workers])}" if self.gpus else f"CPU, {self.threads} threads each"

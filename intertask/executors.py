@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -100,7 +101,8 @@ def _init_worker(gpu_queue: Any, threads: int) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_queue.get()
     mark_announced()
     apply_thread_policy(threads)
-    os.environ["INTERTASK_PROGRESS"] = "0"  # the parent shows the grid's progress
+    if sys.stderr.isatty():  # the parent's grid bar is the one live display; in a log each worker's lines go there too
+        os.environ["INTERTASK_PROGRESS"] = "0"
 
 
 def _execute_safely(job: Job) -> tuple[dict[str, Any] | None, str | None]:

@@ -89,7 +89,8 @@ class PlainProgress:
     def _rate(self, elapsed: float) -> tuple[float, str]:
         rate = self.done / elapsed if elapsed > 0 else 0.0
         unit = self.unit or "it"
-        return rate, (f"{rate:.3g} {unit}/s" if rate >= 1 or rate == 0 else f"{1 / rate:.3g} s/{unit.rstrip('s') or 'it'}")
+        one = unit[:-2] if unit.endswith(("ches", "shes", "sses")) else unit[:-1] if unit.endswith("s") else unit
+        return rate, (f"{rate:.3g} {unit}/s" if rate >= 1 or rate == 0 else f"{1 / rate:.3g} s/{one}")
 
     def advance(self, n: int = 1, **fields) -> None:
         self.done += n

@@ -121,3 +121,10 @@ def test_grid_progress_in_a_log(log_console):
     assert "[grid] finished run a: 1/2 jobs done (0 failed)" in text and "ETA" in text
     assert "[grid] failed run b: 2/2 jobs done (1 failed)" in text
     assert text.splitlines()[-1].startswith("[done] grid  2/2 jobs in")
+
+
+def test_slow_rates_per_item():
+    p, clock, out = _plain(10, unit="batches")
+    clock.t += 40
+    p.advance()
+    assert "1/10 batches (10%)  40 s/batch  elapsed 0:40  ETA 6:00" in out.getvalue()

@@ -63,7 +63,7 @@ class PlainProgress:
     ) -> None:
         self.description, self.total, self.unit = description, total, unit
         self.stream, self.clock, self.interval, self.fraction = stream, clock, interval, fraction
-        self.done = 0
+        self.done = self.base = 0
         self.fields: dict = {}
         self.start = self.last = clock()
         self.next_mark = self._mark_after(0)
@@ -87,12 +87,14 @@ class PlainProgress:
         return f"{self.done}/{self.total}{unit}"
 
     def _rate(self, elapsed: float) -> tuple[float, str]:
-        rate = self.done / elapsed if elapsed > 0 else 0.0
+        rate = (self.done - self.base) / elapsed if elapsed > 0 else 0.0
         unit = self.unit or "it"
         one = unit[:-2] if unit.endswith(("ches", "shes", "sses")) else unit[:-1] if unit.endswith("s") else unit
         return rate, (f"{rate:.3g} {unit}/s" if rate >= 1 or rate == 0 else f"{1 / rate:.3g} s/{one}")
 
     def advance(self, n: int = 1, **fields) -> None:
+        if self.done == 0 and n > 1 and self.clock() - self.start < 0.1:
+            self.base = n  # a resumed stage jumps to its checkpoint's step: not part of the rate
         self.done += n
         if fields:
             self.fields.update(fields)

@@ -128,3 +128,12 @@ def test_slow_rates_per_item():
     clock.t += 40
     p.advance()
     assert "1/10 batches (10%)  40 s/batch  elapsed 0:40  ETA 6:00" in out.getvalue()
+
+
+def test_a_resumed_stage_rates_only_the_new_steps():
+    p, clock, out = _plain(100, unit="steps")
+    p.advance(50)  # resumed at step 50
+    for _ in range(10):
+        clock.t += 1
+        p.advance()
+    assert "60/100 steps (60%)  1 steps/s  elapsed 0:10  ETA 0:40" in out.getvalue()

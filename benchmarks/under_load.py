@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=300, help="seconds per measurement; a slower one is reported as > timeout")
+    parser.add_argument("--repeats", type=int, default=1, help="measurements per (K, behaviour), alternating old / new; the median is shown")
     parser.add_argument("--child", choices=["old", "new"], help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -188,21 +189,33 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print("warm-up (untimed) ...", flush=True)
             run_child("new", args, model_dir, min(args.sentences, 200), min(args.steps, 2), args.timeout)  # same training rows: fills the feature cache
         rows: list[dict] = []
-        for i, k in enumerate(ks):
-            order = ["old", "new"] if i % 2 == 0 else ["new", "old"]
-            for mode in order:
-                procs = competitors(k)
-                try:
-                    time.sleep(0.5 if k else 0)
-                    load = os.getloadavg()[0]
-                    r = run_child(mode, args, model_dir, args.sentences, args.steps, args.timeout)
-                finally:
-                    stop(procs)
-                row = {"K": k, "mode": mode, "load": load, **r}
-                rows.append(row)
-                print(f"  K={k} {mode}: {json.dumps(r)} (load {load:.1f})", flush=True)
-    print_table(rows, ks, cores, work, args.timeout)
+        turn = 0
+        for k in ks:
+            for _ in range(args.repeats):
+                order = ["old", "new"] if turn % 2 == 0 else ["new", "old"]
+                turn += 1
+                for mode in order:
+                    procs = competitors(k)
+                    try:
+                        time.sleep(0.5 if k else 0)
+                        load = os.getloadavg()[0]
+                        r = run_child(mode, args, model_dir, args.sentences, args.steps, args.timeout)
+                    finally:
+                        stop(procs)
+                    row = {"K": k, "mode": mode, "load": load, **r}
+                    rows.append(row)
+                    print(f"  K={k} {mode}: {json.dumps(r)} (load {load:.1f})", flush=True)
+    print_table(median_rows(rows), ks, cores, work, args.timeout)
     return rows
+
+
+def median_rows(rows: list[dict]) -> list[dict]:
+    """Per (K, behaviour), the measurement with the median total wall time (timeouts count as the slowest)."""
+    out = []
+    for key in dict.fromkeys((r["K"], r["mode"]) for r in rows):
+        group = sorted((r for r in rows if (r["K"], r["mode"]) == key), key=lambda r: _total(r)[0] or float("inf"))
+        out.append(group[(len(group) - 1) // 2])
+    return out
 
 
 def _total(row: dict) -> tuple[float | None, float | None]:

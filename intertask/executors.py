@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -37,7 +38,9 @@ class Job:
 
 def execute_job(job: Job) -> dict[str, Any]:
     """Run one job in this process (the executors call this, possibly on another machine)."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from intertask.threads import apply_thread_policy
+
+    apply_thread_policy()  # idempotent; first thing on a cluster node (submitit), before torch is imported
     started = time.time()
     cfg = from_dict(ExperimentConfig, job.config)
     if job.kind == "intermediate":
@@ -93,14 +96,18 @@ _MEMORY_CHECK: tuple[float, float] | None = None  # (min free GiB, seconds to wa
 
 
 def _init_worker(gpu_queue: Any, threads: int, memory_check: tuple[float, float] | None = None) -> None:
-    """Runs first in each fresh (spawned) worker, before torch is imported: pin one GPU."""
+    """Runs first in each fresh (spawned) worker, before torch is imported: pin one GPU, apply the thread policy
+    with this worker's share of the CPUs (passive OpenMP waiting, faiss aligned; the parent printed the policy)."""
     global _MEMORY_CHECK
+    from intertask.threads import apply_thread_policy, mark_announced
+
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_queue.get()
         _MEMORY_CHECK = memory_check
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ["MKL_NUM_THREADS"] = str(threads)
-    os.environ["INTERTASK_PROGRESS"] = "0"  # the parent shows the grid's progress
+    mark_announced()
+    apply_thread_policy(threads)
+    if sys.stderr.isatty():  # the parent's grid bar is the one live display; in a log each worker's lines go there too
+        os.environ["INTERTASK_PROGRESS"] = "0"
 
 
 class DeviceMemoryError(RuntimeError):
@@ -174,7 +181,9 @@ class ProcessExecutor:
                 f"jobs_per_device={jobs_per_device}; one worker per GPU slot (raise executor.jobs_per_device to run several jobs on one GPU)"
             )
         self.memory_check = (min_free_memory_gb, memory_wait_seconds)
-        self.threads = max(1, (os.cpu_count() or 1) // self.workers)
+        from intertask.threads import apply_thread_policy
+
+        self.threads = max(1, apply_thread_policy().intra_op // self.workers)  # CPUs this process may use, shared
 
     def describe(self) -> str:
         if self.gpus:

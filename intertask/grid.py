@@ -385,9 +385,14 @@ class GridProgress:
         self.failed = 0
         self._progress = None
         self._saved_env: str | None = None
+        self._plain: Any = None  # a log, not a terminal: plain lines per job (stages print their own)
 
     def __enter__(self) -> GridProgress:
-        if self.enabled:
+        from intertask.progress import PlainProgress, interactive
+
+        if self.enabled and not interactive():
+            self._plain = PlainProgress("grid", self.total, unit="jobs")
+        elif self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
             from rich.text import Text
 
@@ -411,6 +416,8 @@ class GridProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self._plain is not None:
+            self._plain.finish(failed=exc[0] is not None)
         if self._progress is not None:
             self._progress.__exit__(*exc)
             if self._saved_env is None:
@@ -427,12 +434,23 @@ class GridProgress:
 
     def start(self, job: Job) -> None:
         self.running[job.description] = time.time()
+        if self._plain is not None:
+            self._plain.write(f"[grid] started {job.description} ({self._plain.done}/{self.total} jobs done)")
         if self._progress is not None:
             self._progress.update(self._tid, status=self._status())
 
     def finish(self, job: Job, error: str | None) -> None:
         self.running.pop(job.description, None)
         self.failed += error is not None
+        if self._plain is not None:
+            from intertask.progress import hms
+
+            p = self._plain
+            p.done += 1
+            elapsed = time.monotonic() - p.start
+            eta = f", ETA {hms(elapsed / p.done * (self.total - p.done))}" if p.done < self.total else ""
+            outcome = "skipped" if error == "skipped" else "failed" if error else "finished"
+            p.write(f"[grid] {outcome} {job.description}: {p.done}/{self.total} jobs done ({self.failed} failed), elapsed {hms(elapsed)}{eta}")
         if self._progress is not None:
             self._progress.update(self._tid, advance=1, status=self._status())
 

@@ -30,6 +30,7 @@ from intertask.results.store import BASELINE, STORE_FILE, ResultsStore, git_hash
 from intertask.results.table import markdown_table, rich_table
 from intertask.tasks import get_task
 from intertask.tasks.retrieval import RetrievalTask
+from intertask.threads import apply_thread_policy
 from intertask.training.checkpoint import fault_point
 from intertask.training.recipe import StageContext, run_stage
 
@@ -143,6 +144,7 @@ def stage_context(cfg: ExperimentConfig) -> StageContext:
 
 def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     """Run every arm of the experiment and return their result records."""
+    apply_thread_policy(announce=True)  # idempotent: the CLI or an executor's worker may have applied it already
     validate_experiment(cfg)
     root = Path(cfg.output_dir) / cfg.name
     root.mkdir(parents=True, exist_ok=True)

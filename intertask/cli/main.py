@@ -16,6 +16,20 @@ model_app = typer.Typer(no_args_is_help=True, help="Manage models (the embedded 
 app.add_typer(model_app, name="model")
 
 
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for torch and faiss (default: the CPUs this process may use)"),
+) -> None:
+    """Intermediate-task training for zero-shot cross-lingual transfer."""
+    from intertask.threads import apply_thread_policy  # before any command imports torch (docs/performance.md)
+
+    try:
+        apply_thread_policy(threads, announce=ctx.invoked_subcommand in ("run", "eval", "grid", "predict", "select"))
+    except IntertaskError as exc:
+        _fail(exc)
+
+
 def _fail(exc: Exception) -> None:
     from intertask.training.checkpoint import StageInterrupted
 

@@ -15,6 +15,8 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from intertask.threads import apply_thread_policy
+
 Margin = Literal["ratio", "distance", "absolute"]
 
 
@@ -31,6 +33,8 @@ def normalize(x: np.ndarray) -> np.ndarray:
 def _search(queries: np.ndarray, corpus: np.ndarray, k: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """k-NN by inner product on already-normalised float32 arrays; k is clipped to the corpus size."""
     import faiss  # imported lazily: importing metrics must not pay for faiss
+
+    apply_thread_policy()  # faiss's own OpenMP pool: as many threads as torch's
 
     if corpus.shape[0] == 0:
         raise ValueError("cannot search an empty corpus")
@@ -146,6 +150,7 @@ def tatoeba_search(queries: np.ndarray, corpus: np.ndarray, batch_size: int = 40
     and float32 near-ties are broken by faiss's L2 arithmetic, as in XTREME's runs."""
     import faiss
 
+    apply_thread_policy()
     x = np.array(corpus, dtype=np.float32, order="C", copy=True)
     y = np.array(queries, dtype=np.float32, order="C", copy=True)
     if x.ndim != 2 or y.ndim != 2:

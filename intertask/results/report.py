@@ -32,6 +32,7 @@ import yaml
 from intertask.config import config_hash
 from intertask.errors import IntertaskError
 from intertask.io import read_json, write_text_atomic
+from intertask.progress import progress_bar
 from intertask.results.stats import Interval, hierarchical_bootstrap, load_example_scores, paired_bootstrap
 from intertask.results.store import BASELINE, STORE_FILE, ResultsStore
 
@@ -239,14 +240,16 @@ def aggregate(records: list[dict], n_boot: int = 2000, confidence: float = 0.95)
     rows = sorted({row_of(r) for r in records}, key=lambda x: (x[0] != BASELINE, x[0], x[1]))
 
     intervals: dict[tuple[tuple[str, str], str], Interval] = {}
-    for key, cell in cells.items():
-        if not cell.pairs:
-            continue
-        seeds = sorted(cell.pairs, key=str)
-        interval = _example_level_interval(cell, key[1], n_boot, confidence)
-        if interval is None:
-            interval = paired_bootstrap([cell.pairs[s][0] for s in seeds], [cell.pairs[s][1] for s in seeds], n_boot, confidence)
-        intervals[key] = interval
+    with progress_bar("report: bootstrap intervals", total=sum(1 for c in cells.values() if c.pairs), unit="cells") as advance:
+        for key, cell in cells.items():
+            if not cell.pairs:
+                continue
+            seeds = sorted(cell.pairs, key=str)
+            interval = _example_level_interval(cell, key[1], n_boot, confidence)
+            if interval is None:
+                interval = paired_bootstrap([cell.pairs[s][0] for s in seeds], [cell.pairs[s][1] for s in seeds], n_boot, confidence)
+            intervals[key] = interval
+            advance()
 
     benchmark, note = _benchmarks(records, row_of)
     return ReportData(rows, targets + retrieval, targets, cells, intervals, records, benchmark, note, {r["run_id"]: row_of(r) for r in records})

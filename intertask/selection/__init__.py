@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from intertask.errors import ConfigError
+from intertask.progress import progress_bar
 from intertask.results.store import BASELINE
 from intertask.selection.logme import logme
 from intertask.selection.ranking import ndcg_at_k, regret_at_k
@@ -115,7 +116,7 @@ def _device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def mean_embedding(texts: Sequence[str], model: str | Path, max_length: int = 128, batch_size: int = 32) -> np.ndarray:
+def mean_embedding(texts: Sequence[str], model: str | Path, max_length: int = 128, batch_size: int = 32, what: str = "") -> np.ndarray:
     from intertask.evaluation.evaluate import embed_sentences
     from intertask.models.loading import load_encoder, load_tokenizer
 
@@ -123,7 +124,7 @@ def mean_embedding(texts: Sequence[str], model: str | Path, max_length: int = 12
     import torch
 
     with torch.no_grad():
-        emb = embed_sentences(encoder, tokenizer, list(texts), batch_size, max_length, _device(), description="embed")
+        emb = embed_sentences(encoder, tokenizer, list(texts), batch_size, max_length, _device(), description=f"embed {what}".strip())
     return emb.mean(axis=0)
 
 
@@ -280,8 +281,13 @@ def select(
     embedding_result: MethodResult | None = None
     if "embedding" in methods or "logme" in methods:
         t0 = time.time()
-        target_emb = mean_embedding(get_texts(target), model)
-        scores = {c: cosine(target_emb, mean_embedding(get_texts(c), model)) for c in candidates}
+        with progress_bar("selection: embedding similarity", total=len(candidates) + 1, unit="datasets") as advance:
+            target_emb = mean_embedding(get_texts(target), model, what=target)
+            advance()
+            scores = {}
+            for c in candidates:
+                scores[c] = cosine(target_emb, mean_embedding(get_texts(c), model, what=c))
+                advance()
         embedding_result = MethodResult(
             "embedding", scores, round(time.time() - t0, 2), [f"cosine of mean embeddings ({model}), {max_samples} examples per dataset"]
         )
@@ -289,16 +295,19 @@ def select(
         t0 = time.time()
         scores, notes, details = {}, [], {}
         try:
-            base_f, base_y = target_features(target, model, data_dir, max_samples, seed=seed)
-            details["pretrained"] = logme(base_f, base_y)
-            for c in candidates:
-                if c in enc:
-                    vals = []
-                    for d in enc[c]:
-                        f, y = target_features(target, d, data_dir, max_samples, seed=seed)
-                        vals.append(logme(f, y))
-                    scores[c] = float(np.mean(vals))
-                    details[c] = {"encoders": [str(d) for d in enc[c]], "logme": vals}
+            with progress_bar("selection: LogME", total=1 + sum(len(enc[c]) for c in candidates if c in enc), unit="encoders") as advance:
+                base_f, base_y = target_features(target, model, data_dir, max_samples, seed=seed)
+                details["pretrained"] = logme(base_f, base_y)
+                advance()
+                for c in candidates:
+                    if c in enc:
+                        vals = []
+                        for d in enc[c]:
+                            f, y = target_features(target, d, data_dir, max_samples, seed=seed)
+                            vals.append(logme(f, y))
+                            advance()
+                        scores[c] = float(np.mean(vals))
+                        details[c] = {"encoders": [str(d) for d in enc[c]], "logme": vals}
             missing = [c for c in candidates if c not in scores]
             if missing:
                 notes.append(f"no trained encoder for {', '.join(missing)}: ranked after the scored candidates by embedding similarity (fallback)")
@@ -324,8 +333,10 @@ def select(
         tok = load_tokenizer(model)
         tc = token_counts(get_texts(target), tok)
         scores, jacc = {}, {}
-        for c in candidates:
-            scores[c], jacc[c] = vocab_overlap(tc, token_counts(get_texts(c), tok))
+        with progress_bar("selection: vocabulary overlap", total=len(candidates), unit="datasets") as advance:
+            for c in candidates:
+                scores[c], jacc[c] = vocab_overlap(tc, token_counts(get_texts(c), tok))
+                advance()
         results.append(
             MethodResult("vocab", scores, round(time.time() - t0, 2), ["weighted subword overlap (sum of min relative frequencies)"], {"jaccard": jacc})
         )

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Literal
 
 from intertask.config import ExecutorConfig, ExperimentConfig, from_dict
 from intertask.errors import ConfigError
-from intertask.io import STAGE_FILE, stage_lock
+from intertask.io import stage_lock, stage_summary
 
 
 @dataclass
@@ -45,7 +45,7 @@ def execute_job(job: Job) -> dict[str, Any]:
         assert cfg.intermediate is not None
         inter_dir = pipeline.intermediate_dir(cfg)
         with stage_lock(inter_dir):
-            if not (inter_dir / STAGE_FILE).is_file():
+            if stage_summary(inter_dir)[0] is None:
                 pipeline.run_intermediate_stage(cfg.intermediate, pipeline.stage_context(cfg), inter_dir)  # text, multi-task, MLM or multimodal
         return {"kind": job.kind, "label": job.label, "dir": str(inter_dir), "seconds": round(time.time() - started, 1)}
     from intertask.pipeline import run_experiment

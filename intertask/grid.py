@@ -46,7 +46,7 @@ from intertask.config import (  # noqa: F401  (ExecutorConfig, SlurmConfig: re-e
 )
 from intertask.errors import ConfigError, closest
 from intertask.executors import Job, execute_job, make_executor  # noqa: F401  (Job, execute_job: re-exported)
-from intertask.io import STAGE_FILE, stage_lock  # noqa: F401  (stage_lock: re-exported, the grid's lock)
+from intertask.io import STAGE_FILE, stage_lock, stage_summary  # noqa: F401  (stage_lock: re-exported, the grid's lock)
 from intertask.results.store import BASELINE, STORE_FILE
 
 SHORT_AXES = {"intermediate": "intermediate.task", "target": "target.task"}
@@ -289,7 +289,7 @@ def plan(grid: Grid, store_path: Path | None = None) -> tuple[list[Job], list[Jo
         if r.cfg.intermediate is None:
             continue
         d = intermediate_dir(r.cfg)
-        if d in inter_jobs or (d / STAGE_FILE).is_file():
+        if d in inter_jobs or stage_summary(d)[0] is not None:
             continue
         label = f"{r.cfg.intermediate.task}/seed{r.cfg.seed} ({d.name})"
         inter_jobs[d] = Job("intermediate", label, to_dict(r.cfg))

@@ -9,21 +9,43 @@ from pathlib import Path
 
 import typer
 
-from intertask.errors import IntertaskError
+from intertask.errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_USAGE, IntertaskError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Intermediate-task training for zero-shot cross-lingual transfer.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Intermediate-task training for zero-shot cross-lingual transfer.\n\n"
+    "Errors are one line on stderr (exit 2: bad input, 130: interrupted, 1: unexpected, with the traceback in a file); "
+    "--debug (first argument) or INTERTASK_DEBUG=1 shows tracebacks. See docs/errors.md.",
+)
 model_app = typer.Typer(no_args_is_help=True, help="Manage models (the embedded default).")
 app.add_typer(model_app, name="model")
 
 
-def _fail(exc: Exception) -> None:
-    from intertask.training.checkpoint import StageInterrupted
+_reported = {"interrupt": False}
 
-    if isinstance(exc, StageInterrupted):  # not an error: a clean stop with a checkpoint
-        typer.secho(f"interrupted: {exc}", fg=typer.colors.YELLOW, err=True)
-        raise typer.Exit(code=130)
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+
+def debug_mode() -> bool:
+    """--debug / INTERTASK_DEBUG=1: let tracebacks through instead of one-line messages."""
+    return os.environ.get("INTERTASK_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _fail(exc: Exception) -> None:
+    if debug_mode():
+        raise exc
+    checkpoint = sys.modules.get("intertask.training.checkpoint")  # not imported: exc cannot be a StageInterrupted
+    if checkpoint is not None and isinstance(exc, checkpoint.StageInterrupted):  # not an error: a clean stop with a checkpoint
+        typer.secho(f"interrupted: {_one_line(exc)}", fg=typer.colors.YELLOW, err=True)
+        _reported["interrupt"] = True
+        raise typer.Exit(code=EXIT_INTERRUPTED)
+    typer.secho(f"error: {_one_line(exc)}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=EXIT_USAGE)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).replace("\x00", "\\0")
+    lines = [x for x in text.splitlines() if x.strip()]
+    return " ".join(x.strip() for x in lines) if lines else type(exc).__name__
 
 
 def _quiet_libraries() -> None:
@@ -40,7 +62,7 @@ def run(
     config: Path = typer.Argument(..., help="YAML preset, e.g. configs/quickstart.yaml"),
     overrides: list[str] | None = typer.Argument(None, help="dotted key=value overrides, e.g. target.max_steps=10"),
 ) -> None:
-    """Run an experiment: [intermediate task] -> target task -> zero-shot evaluation, with the baseline."""
+    """Run an experiment: \\[intermediate task] -> target task -> zero-shot evaluation, with the baseline."""
     from intertask.config import load_config
     from intertask.pipeline import run_experiment
 
@@ -367,8 +389,80 @@ def select(
     typer.echo(out)
 
 
-def main() -> None:  # pragma: no cover
-    sys.exit(app())
+def _traceback_file(exc: BaseException) -> Path | None:
+    """Write the full traceback of `exc` under the cache directory (else the temp dir); its path, or None."""
+    import tempfile
+    import time
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    name = f"traceback-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    from intertask.io import cache_base
+
+    for folder in (cache_base() / "tracebacks", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            path.write_text(f"intertask {' '.join(sys.argv[1:])}\n\n{text}", encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def _report_unexpected(exc: BaseException) -> int:
+    """The last resort: one line, the traceback in a file, exit 1 (an OSError names its file and reason)."""
+    where = _traceback_file(exc)
+    saved = f"full traceback: {where}" if where else "the traceback could not be saved"
+    if isinstance(exc, OSError) and (exc.strerror or exc.filename):
+        what = f"{exc.strerror or type(exc).__name__}" + (f": {exc.filename}" if exc.filename else "")
+        message = f"error: {what} ({saved}; --debug shows it here)"
+    else:
+        message = f"error: unexpected {type(exc).__name__}: {_one_line(exc)[:500]} ({saved}; --debug shows it here; please report it)"
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return EXIT_UNEXPECTED
+
+
+def _split_debug(args: list[str]) -> tuple[list[str], bool]:
+    """Remove --debug (anywhere before a `--`) from the command line."""
+    end = args.index("--") if "--" in args else len(args)
+    found = "--debug" in args[:end]
+    return [a for i, a in enumerate(args) if not (i < end and a == "--debug")], found
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script: `app()` with --debug, SIGTERM as Ctrl-C (exit 130) and a last-resort error handler."""
+    import signal
+
+    args, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
+    if debug:
+        os.environ["INTERTASK_DEBUG"] = "1"
+    _reported["interrupt"] = False
+
+    def on_sigterm(signum, frame):  # noqa: ARG001 - training loops install their own handler (checkpoint, then stop)
+        raise KeyboardInterrupt
+
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        app(args=args, prog_name="intertask")
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED and not _reported["interrupt"]:
+            typer.secho("interrupted: finished stages and results are kept; run the same command again to resume", fg=typer.colors.YELLOW, err=True)
+        raise
+    except KeyboardInterrupt:
+        typer.secho("interrupted", fg=typer.colors.YELLOW, err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - the last resort
+        if debug_mode():
+            raise
+        sys.exit(_report_unexpected(exc))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # python -m intertask.cli.main

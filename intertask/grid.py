@@ -40,11 +40,12 @@ from intertask.config import (  # noqa: F401  (ExecutorConfig, SlurmConfig: re-e
     SlurmConfig,
     StageConfig,
     apply_overrides,
+    check_stage,
     from_dict,
     load_yaml,
     to_dict,
 )
-from intertask.errors import ConfigError, closest
+from intertask.errors import ConfigError, check_name, closest
 from intertask.executors import Job, execute_job, make_executor  # noqa: F401  (Job, execute_job: re-exported)
 from intertask.io import STAGE_FILE, stage_lock, stage_summary  # noqa: F401  (stage_lock: re-exported, the grid's lock)
 from intertask.results.store import BASELINE, STORE_FILE
@@ -160,9 +161,14 @@ def build_grid(data: dict[str, Any], source: Path | None = None, overrides: list
         per_task_raw = data.pop("per_task", None) or {}
         executor = from_dict(ExecutorConfig, data.pop("executor", None) or {}, prefix="executor.")
         data.pop("base", None)
+        if executor.workers < 0:
+            raise ConfigError(f"executor.workers: expected an integer >= 0 (0: automatic), got {executor.workers}")
+        if not (executor.poll_seconds > 0 and executor.poll_seconds < float("inf")):
+            raise ConfigError(f"executor.poll_seconds: expected a positive number, got {executor.poll_seconds}")
         if not isinstance(axes_raw, dict):
             raise ConfigError(f"grid: expected a mapping of axis -> list of values, got {axes_raw!r}")
         base_cfg = from_dict(ExperimentConfig, data)  # schema check of the base experiment
+        check_name(base_cfg.name, "name", allow_slash=True)  # becomes the folder of every run: before any file is touched
         axes: dict[str, list[Any]] = {}
         for key, values in axes_raw.items():
             canon = _canonical_axis(str(key))
@@ -187,7 +193,7 @@ def build_grid(data: dict[str, Any], source: Path | None = None, overrides: list
                 get_task(str(task_name))  # did-you-mean on typos
             if not isinstance(settings, dict):
                 raise ConfigError(f"per_task.{task_name}: expected a mapping of stage settings, got {settings!r}")
-            from_dict(StageConfig, {"task": str(task_name), **settings}, prefix=f"per_task.{task_name}.")
+            check_stage(from_dict(StageConfig, {"task": str(task_name), **settings}, prefix=f"per_task.{task_name}."), f"per_task.{task_name}")
     except ConfigError as exc:
         raise ConfigError(f"{where}{exc}") from None
 

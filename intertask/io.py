@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from intertask.errors import IntertaskError
+
 STAGE_FILE = "stage.json"  # a stage directory's summary, written last: its presence means the stage is complete
 
 
@@ -139,6 +141,10 @@ def lock_holder(lock_path: str | Path) -> str:
     return text.splitlines()[0][:200] if text else "another process"
 
 
+class StageLocked(IntertaskError, TimeoutError):
+    """A stage's lock is held by another process longer than the timeout allows."""
+
+
 @contextmanager
 def stage_lock(stage_dir: str | Path, timeout: float | None = None) -> Iterator[None]:
     """Exclusive lock for training one stage: fcntl.flock on `<parent>/.<name>.lock`.
@@ -167,10 +173,8 @@ def stage_lock(stage_dir: str | Path, timeout: float | None = None) -> Iterator[
             except BlockingIOError:
                 waited = time.monotonic() - started
                 if timeout is not None and waited >= timeout:
-                    from intertask.errors import IntertaskError
-
-                    raise IntertaskError(
-                        f"stage {stage_dir} is being trained by {lock_holder(lock_path)} (lock {lock_path}); gave up after {waited:.0f} s "
+                    raise StageLocked(
+                        f"stage {stage_dir} is locked by another worker: {lock_holder(lock_path)} (lock {lock_path}); gave up after {waited:.0f} s "
                         "(INTERTASK_LOCK_TIMEOUT); run again when it has finished, and this run reuses it"
                     ) from None
                 if not told and waited >= 2:

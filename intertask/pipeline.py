@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 import intertask
-from intertask.config import ExperimentConfig, StageConfig, config_hash, identity_dict, to_dict
+from intertask.config import ExperimentConfig, StageConfig, check_model_positions, check_values, config_hash, identity_dict, to_dict
 from intertask.data.loading import has_data
 from intertask.errors import ConfigError
 from intertask.evaluation.zero_shot import evaluate_retrieval, evaluate_target, pick_languages, retrieval_split
@@ -42,6 +42,10 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
     Returns notes (e.g. which languages will be evaluated).
     """
     notes: list[str] = []
+    check_values(cfg)  # ranges and safe names, before any file is touched
+    check_model_positions(cfg)
+    if check_data and cfg.data_source == "local" and not Path(cfg.data_dir).is_dir():
+        raise ConfigError(data_dir_hint(cfg.data_dir, "data_dir"))
     stages = [("intermediate", cfg.intermediate), ("target", cfg.target)]
     for role, stage in stages:
         if stage is None:
@@ -87,8 +91,17 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
         rlangs = pick_languages(task, cfg.evaluation.retrieval_languages, split, cfg.data_dir, "local") if check_data else cfg.evaluation.retrieval_languages
         notes.append(f"{name}: retrieval on {', '.join(rlangs) or 'every language'} ({split})")
     if check_data and not Path(cfg.data_dir).is_dir():
-        raise ConfigError(f"data_dir {cfg.data_dir} does not exist")
+        raise ConfigError(data_dir_hint(cfg.data_dir, "data_dir"))
     return notes
+
+
+def data_dir_hint(data_dir: Path | str, option: str) -> str:
+    """The message for a data directory that does not exist, with how to point at one."""
+    how = "--data-dir PATH" if option.startswith("--") else "data_dir=PATH on the command line or data_dir: in the config"
+    default = " (the default ../shared/data is the development layout)" if Path(data_dir) == Path("../shared/data") else ""
+    if Path(data_dir).exists():
+        return f"{option} {data_dir}: not a directory; give the folder holding the task data with {how}"
+    return f"{option} {data_dir}: no such directory{default}; give the folder holding the task data with {how} (data/sample holds a small sample)"
 
 
 # ----------------------------------------------------------------------------- running

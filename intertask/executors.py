@@ -81,9 +81,21 @@ class LocalExecutor:
         for job in jobs:
             on_start(job)
             try:
-                yield job, execute_job(job), None
-            except Exception:  # noqa: BLE001 - reported per job
+                result = execute_job(job)
+            except Exception as exc:  # noqa: BLE001 - reported per job
+                if _is_interrupt(exc):
+                    raise  # Ctrl-C / SIGTERM stops the grid (exit 130), not just this job
                 yield job, None, traceback.format_exc()
+            else:
+                yield job, result, None
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    """A stage stopped by SIGINT/SIGTERM (after writing its checkpoint)."""
+    import sys
+
+    checkpoint = sys.modules.get("intertask.training.checkpoint")
+    return checkpoint is not None and isinstance(exc, checkpoint.StageInterrupted)
 
 
 _GPU_QUEUE: Any = None

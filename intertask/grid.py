@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from rich.markup import escape
+
 from intertask.config import (  # noqa: F401  (ExecutorConfig, SlurmConfig: re-exported, grid presets' schema)
     ExecutorConfig,
     ExperimentConfig,
@@ -315,6 +317,7 @@ class GridOutcome:
 def run_grid(grid: Grid, executor: Any | None = None, show_progress: bool = True, write: Callable[[str], None] | None = None) -> GridOutcome:
     """Run what is left of the grid: shared intermediates first, then every run."""
     from intertask.io import write_json_atomic
+    from intertask.results.store import ResultsStore
 
     started = time.time()
     say = write or (lambda msg: None)
@@ -338,9 +341,10 @@ def run_grid(grid: Grid, executor: Any | None = None, show_progress: bool = True
             for r in grid.runs
         ],
     }
+    ResultsStore(grid.output_dir / STORE_FILE).check_writable()  # before any job: a store that cannot take results fails now
     write_json_atomic(grid.output_dir / "grids" / f"{_tag(grid.name)}.json", manifest)
     say(
-        f"grid {grid.name}: {len(grid.runs)} runs, {len(done)} already in the store, {len(run_jobs)} to run, "
+        f"grid {escape(grid.name)}: {len(grid.runs)} runs, {len(done)} already in the store, {len(run_jobs)} to run, "
         f"{len(inter_jobs)} intermediate checkpoints to train ({executor.describe()})"
     )
     completed: list[dict[str, Any]] = []
@@ -356,12 +360,13 @@ def run_grid(grid: Grid, executor: Any | None = None, show_progress: bool = True
                     if job.kind == "run" and job.run_id not in result.get("run_ids", [job.run_id]):
                         # The pipeline named the record differently: resuming could not skip it.
                         say(
-                            f"[yellow]warning[/yellow]: {job.label}: the pipeline stored run_id(s) {result.get('run_ids')} "
-                            f"but the grid expected {job.run_id}; intertask.grid.run_id is out of date"
+                            f"[yellow]warning[/yellow]: {escape(job.label)}: the pipeline stored run_id(s) {escape(str(result.get('run_ids')))} "
+                            f"but the grid expected {escape(str(job.run_id))}; intertask.grid.run_id is out of date"
                         )
                 else:
                     failed.append((job, error))
-                    say(f"[red]failed[/red]: {job.description}: {error.strip().splitlines()[-1] if error.strip() else error}")
+                    last = error.strip().splitlines()[-1] if error.strip() else error
+                    say(f"[red]failed[/red]: {escape(job.description)}: {escape(last)}")
             if failed and phase is inter_jobs:
                 # Runs that need a failed intermediate would fail again: run only the others.
                 from intertask.pipeline import intermediate_dir

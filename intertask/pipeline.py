@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.console import Console
+from rich.markup import escape
 
 import intertask
 from intertask.config import ExperimentConfig, StageConfig, check_model_positions, check_values, config_hash, identity_dict, to_dict
 from intertask.data.loading import has_data
-from intertask.errors import ConfigError
+from intertask.errors import ConfigError, IntertaskError
 from intertask.evaluation.zero_shot import evaluate_retrieval, evaluate_target, pick_languages, retrieval_split
-from intertask.io import read_json, stage_lock, write_json_atomic, write_text_atomic
+from intertask.io import check_output_dir, read_json, stage_lock, write_json_atomic, write_text_atomic
 from intertask.models.loading import MODEL_DIR
-from intertask.progress import console, log
+from intertask.progress import log
 from intertask.results.stats import save_example_scores
 from intertask.results.store import BASELINE, STORE_FILE, ResultsStore, git_hash
 from intertask.results.table import markdown_table, rich_table
@@ -154,10 +156,15 @@ def stage_context(cfg: ExperimentConfig) -> StageContext:
 def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     """Run every arm of the experiment and return their result records."""
     validate_experiment(cfg)
+    check_output_dir(cfg.output_dir, "output_dir")
     root = Path(cfg.output_dir) / cfg.name
-    root.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(root / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+    check_inside(root, cfg.output_dir, "name")
     store = ResultsStore(Path(cfg.output_dir) / STORE_FILE)
+    store.check_writable()  # a store that cannot take the result fails now, not after the training
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"output_dir: cannot create {root}: {exc.strerror or exc}") from None
     ctx = stage_context(cfg)
 
     arms: list[tuple[str, StageConfig | None]] = []
@@ -172,10 +179,21 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     for arm, intermediate in arms:
         records.append(run_arm(cfg, arm, intermediate, ctx, root, store))
 
-    console.print(rich_table(records, title=f"{cfg.name}: zero-shot results ({cfg.evaluation.split})"))
+    Console().print(rich_table(records, title=f"{cfg.name}: zero-shot results ({cfg.evaluation.split})"))  # results: stdout
     write_text_atomic(root / "results.md", markdown_table(records))
-    log(f"results: {root / 'results.md'}  store: {store.path}")
+    # Written once the run has succeeded, beside its results: it always describes the result.json files next to it.
+    write_text_atomic(root / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+    log(f"results: {escape(str(root / 'results.md'))}  store: {escape(str(store.path))}")
     return records
+
+
+def check_inside(path: Path, root: Path | str, key: str) -> None:
+    """`path` must stay under `root` (names are checked already; this guards symlinked or odd output dirs)."""
+    import os
+
+    resolved, base = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    if resolved != base and base not in resolved.parents:
+        raise ConfigError(f"{key}: {path} would be written outside output_dir {root}")
 
 
 def run_intermediate_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path) -> dict[str, Any]:
@@ -206,9 +224,8 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
     evaluation = identity_dict(dataclasses.replace(cfg.evaluation, predict=False))  # predictions don't change scores
     eval_key = config_hash({"evaluation": evaluation, "data_dir": str(cfg.data_dir), "source": cfg.data_source})
     eval_file = target_dir / f"eval-{eval_key}.json"
-    if eval_file.is_file():
-        evaluation = read_json(eval_file)
-    else:
+    evaluation = _read_eval_cache(eval_file)
+    if evaluation is None:
         partial = eval_file.with_suffix(".partial.json")
         evaluation = evaluate_arm(cfg, target_cfg, target_dir, encoder_from, partial)
         save_example_scores(eval_file, evaluation.pop("per_example", {}))  # beside it, for the report's CIs
@@ -250,7 +267,9 @@ def evaluate_arm(
 ) -> dict[str, Any]:
     """Zero-shot scores of one arm; each finished task is saved to `partial_file` so a kill never redoes it."""
     ev = cfg.evaluation
-    done: dict[str, Any] = read_json(partial_file) if partial_file is not None and partial_file.is_file() else {"scores": {}, "samples": {}}
+    done = _read_eval_cache(partial_file) if partial_file is not None else None
+    if done is None:
+        done = {"scores": {}, "samples": {}}
 
     def record(name: str, per_lang: dict[str, dict]) -> None:
         done["scores"][name] = {lang: {k: v for k, v in m.items() if isinstance(v, float)} for lang, m in per_lang.items()}
@@ -293,6 +312,20 @@ def evaluate_arm(
         rlangs = pick_languages(task, ev.retrieval_languages, split, cfg.data_dir, "local")
         record(name, evaluate_retrieval(task, encoder, rlangs, cfg.data_dir, split, ev.batch_size, cfg.model.max_seq_length))
     return done
+
+
+def _read_eval_cache(path: Path) -> dict[str, Any] | None:
+    """A saved evaluation (or partial one), or None when there is none or it is unreadable (then it is recomputed)."""
+    if not path.is_file():
+        return None
+    try:
+        data = read_json(path, "evaluation cache")
+        if not isinstance(data, dict) or not isinstance(data.get("scores"), dict) or not isinstance(data.get("samples"), dict):
+            raise ConfigError(f"{path} (evaluation cache): expected an object with 'scores' and 'samples'")
+    except IntertaskError as exc:
+        log(f"[yellow]{escape(str(exc))}; evaluating again[/yellow]")
+        return None
+    return data
 
 
 def _stage_brief(summary: dict[str, Any], directory: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from intertask.errors import ConfigError, IntertaskError
 from intertask.evaluation.zero_shot import evaluate_retrieval, evaluate_target, pick_languages, retrieval_split
 from intertask.io import check_output_dir, read_json, stage_lock, write_json_atomic, write_text_atomic
 from intertask.models.loading import MODEL_DIR
+from intertask.models.source import check_model_source
 from intertask.progress import log
 from intertask.results.stats import save_example_scores
 from intertask.results.store import BASELINE, STORE_FILE, ResultsStore, git_hash
@@ -45,6 +46,11 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
     """
     notes: list[str] = []
     check_values(cfg)  # ranges and safe names, before any file is touched
+    check_model_source(cfg.model.name_or_path, "model.name_or_path")  # a typo fails now, not after the first stage
+    for role in ("intermediate", "target"):
+        stage = getattr(cfg, role)
+        if stage is not None and stage.init_encoder_from is not None:
+            check_model_source(stage.init_encoder_from, f"{role}.init_encoder_from")
     check_model_positions(cfg)
     if check_data and cfg.data_source == "local" and not Path(cfg.data_dir).is_dir():
         raise ConfigError(data_dir_hint(cfg.data_dir, "data_dir"))

@@ -100,7 +100,10 @@ class ResultsStore:
         self.path = Path(path)
         if self.path.is_dir():
             raise StoreError(f"results store {self.path}: is a directory, expected a SQLite file (results.sqlite)")
+        # readonly: never create or change the store (report, results, select); the connection itself is read-only
+        # only when the file is not writable (a writable connection removes SQLite's -wal / -shm files on close).
         self.readonly = readonly or (self.path.is_file() and not os.access(self.path, os.W_OK))
+        self._ro_connection = self.path.is_file() and not os.access(self.path, os.W_OK)
         if self.readonly and not self.path.is_file():
             raise StoreError(f"results store not found: {self.path}")
         if not self.readonly:
@@ -108,6 +111,7 @@ class ResultsStore:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"results store {self.path}: cannot create its directory: {exc.strerror or exc}") from None
+        self._check_header()
         with self._guard("open"), closing(self._connect()) as con:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not tables and not self.readonly:  # a new store (a foreign database is never written to)
@@ -115,14 +119,35 @@ class ResultsStore:
                     con.executescript(SCHEMA)
             else:
                 self._check_schema(con)
+            if not self.readonly and con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                con.execute("PRAGMA journal_mode=WAL")  # persistent: every later connection uses it
+
+    def _check_header(self) -> None:
+        """A file that is not SQLite (or cut short) is refused before SQLite touches it (no -wal / -shm beside it)."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size == 0:
+            return  # an empty file is an empty database
+        with self._guard("read"), open(self.path, "rb") as fh:
+            header = fh.read(100)
+        if not header.startswith(b"SQLite format 3\x00") or len(header) < 100:
+            raise StoreError(
+                f"results store {self.path}: not a readable SQLite results store ({'truncated' if header.startswith(b'SQLite') else 'not SQLite'}); "
+                "move it aside (each run's result.json can refill a new one)"
+            )
+        page = int.from_bytes(header[16:18], "big")
+        page = 65536 if page == 1 else page
+        pages = int.from_bytes(header[28:32], "big")
+        if page and pages and size < page * pages and not Path(str(self.path) + "-wal").exists():
+            raise StoreError(f"results store {self.path}: truncated ({size} bytes, its header says {page * pages}); move it aside or restore it")
 
     def _connect(self, timeout: float | None = None) -> sqlite3.Connection:
-        if self.readonly:
+        if self._ro_connection:
             con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=_lock_timeout() if timeout is None else timeout)
         else:
             con = sqlite3.connect(self.path, timeout=_lock_timeout() if timeout is None else timeout)
-            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA foreign_keys=ON")
         return con
 

@@ -181,6 +181,10 @@ def cfg_edit(fx: Fx, old: str, new: str, command: str = "run") -> list[Any]:
     return [command, fx.config(text.replace(old, new))]
 
 
+def _with(*overrides: str, command: str = "run") -> Callable[[Fx], list[Any]]:
+    return lambda f: ov(f, *overrides, command=command)
+
+
 # ----------------------------------------------------------------------------- config files
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -263,7 +267,7 @@ VALUES = [
     ("override-nul", "name=a\x00b", "NUL"),
     ("override-unknown-key", "target.lr=1", "unknown config key target.lr"),
 ]
-VALUE_CASES = [Case(f"value-{i}", (lambda o: lambda f: ov(f, o))(o), frag) for i, o, frag in VALUES]
+VALUE_CASES = [Case(f"value-{i}", _with(o), frag) for i, o, frag in VALUES]
 VALUE_CASES.append(Case("value-grid-batch-zero", lambda f: ov(f, "target.batch_size=0", command="grid"), "target.batch_size"))
 VALUE_CASES.append(Case("value-validate-lr-zero", lambda f: ov(f, "--set", "target.learning_rate=0", command="validate"), "learning_rate"))
 
@@ -288,7 +292,7 @@ NAMES = [
     ("retrieval-task-slash", "evaluation.retrieval_tasks=[../x]", "evaluation.retrieval_tasks[0]"),
     ("task-slash", "target.task=../panx", "target.task"),
 ]
-NAME_CASES = [Case(f"names-{i}", (lambda o: lambda f: ov(f, o))(o), frag) for i, o, frag in NAMES]
+NAME_CASES = [Case(f"names-{i}", _with(o), frag) for i, o, frag in NAMES]
 NAME_CASES += [
     Case("names-grid-dotdot", lambda f: ov(f, "name=../../x", command="grid"), "not a safe name"),
     Case("names-grid-absolute", lambda f: ov(f, "name=/abs", command="grid"), "not a safe name"),
@@ -337,6 +341,9 @@ def _model_broken(f: Fx, name: str, content: bytes | None = None, keep: int | No
     return m
 
 
+SELECT = ["select", "--target", "panx", "--candidates", "squad_v1"]
+SQUAD_OUTSIDE = {"data": [{"paragraphs": [{"context": "abc", "qas": [{"id": "1", "question": "q", "answers": [{"text": "zzz", "answer_start": 99}]}]}]}]}
+
 CLI_CASES = [
     Case("eval-source-unknown", lambda f: ev(f, "--source", "web"), "--source: expected local or hub"),
     Case("eval-split-unknown", lambda f: ev(f, "--split", "train"), "--split: expected dev or test"),
@@ -373,9 +380,9 @@ CLI_CASES = [
     Case("report-store-missing", lambda f: ["report", f.ws / "none.sqlite", "--output", f.ws / "rep"], "results store not found"),
     Case("results-format", lambda f: ["results", "--store", f.trained, "--format", "xml"], "--format: expected table, csv or json"),
     Case("results-output-directory", lambda f: ["results", "--store", f.trained, "--output", f.ws], "is a directory"),
-    Case("select-max-samples-zero", lambda f: ["select", "--target", "panx", "--candidates", "squad_v1", "--max-samples", "0", "--data-dir", SAMPLE], "--max-samples"),
-    Case("select-k-zero", lambda f: ["select", "--target", "panx", "--candidates", "squad_v1", "--k", "0", "--data-dir", SAMPLE], "--k"),
-    Case("select-data-dir-missing", lambda f: ["select", "--target", "panx", "--candidates", "squad_v1", "--data-dir", f.ws / "x"], "--data-dir"),
+    Case("select-max-samples-zero", lambda f: [*SELECT, "--max-samples", "0", "--data-dir", SAMPLE], "--max-samples"),
+    Case("select-k-zero", lambda f: [*SELECT, "--k", "0", "--data-dir", SAMPLE], "--k"),
+    Case("select-data-dir-missing", lambda f: [*SELECT, "--data-dir", f.ws / "x"], "--data-dir"),
     Case("plan-tokens-negative", lambda f: ["plan", f.config(), "--tokens-per-second", "-1"], "--tokens-per-second"),
     Case("unknown-command", lambda f: ["rnu"], "No such command"),
     Case("unknown-option", lambda f: ["run", f.config(), "--fast"], "No such option"),
@@ -627,7 +634,7 @@ READER_CASES = [
     ("conll-no-tag", "read_conll_tags", "dev-en.tsv", "Paris\n\n", {"tag_set": ["O", "B-LOC", "I-LOC"]}),
     ("squad-truncated", "read_squad_json", "dev.json", '{"data": [{"paragraphs": [', {}),
     ("squad-no-data", "read_squad_json", "dev.json", '{"version": "1.1"}', {}),
-    ("squad-answer-outside", "read_squad_json", "dev.json", json.dumps({"data": [{"paragraphs": [{"context": "abc", "qas": [{"id": "1", "question": "q", "answers": [{"text": "zzz", "answer_start": 99}]}]}]}]}), {}),
+    ("squad-answer-outside", "read_squad_json", "dev.json", json.dumps(SQUAD_OUTSIDE), {}),
     ("squad-latin1", "read_squad_json", "dev.json", '{"data": "caf\xe9"}'.encode("latin-1"), {}),
     ("xcopa-bad-label", "read_xcopa_jsonl", "x.jsonl", '{"premise": "p", "choice1": "a", "choice2": "b", "question": "cause", "label": 7, "idx": 0}\n', {}),
     ("xcopa-not-json", "read_xcopa_jsonl", "x.jsonl", "{premise\n", {}),
@@ -738,7 +745,10 @@ def test_eval_per_example_scores_go_to_a_file(fx: Fx) -> None:
 
 def test_validate_does_not_import_torch_for_a_misspelt_key(fx: Fx) -> None:
     cfg = fx.config(base_config(fx.ws, fx.model).replace("seed: 1", "sed: 1"))
-    code = "import sys; from intertask.cli.main import main\ntry:\n    main(['validate', sys.argv[1]])\nexcept SystemExit as e:\n    print('torch' in sys.modules, e.code)"
+    code = (
+        "import sys; from intertask.cli.main import main\n"
+        "try:\n    main(['validate', sys.argv[1]])\nexcept SystemExit as e:\n    print('torch' in sys.modules, e.code)"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(cfg)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert out.stdout.strip() == "False 2", out.stdout + out.stderr
 
@@ -792,8 +802,8 @@ def test_signal_stops_with_130(row, fx: Fx, trained) -> None:
         stage = next((trained / "t" / "baseline").glob("target-*"))
         args = ["eval", "--model", stage, "--task", "tatoeba", "--languages", "ru", "--data-dir", SAMPLE]
     else:
-        cfg = fx.config(extra_steps := base_config(fx.ws, fx.model).replace("max_steps: 2", "max_steps: 400").replace("max_train_samples: 16", "max_train_samples: 400"))
-        del extra_steps
+        longer = base_config(fx.ws, fx.model).replace("max_steps: 2", "max_steps: 400").replace("max_train_samples: 16", "max_train_samples: 400")
+        cfg = fx.config(longer)
         args = [command, cfg] + (["grid.seed=[1,2,3]"] if command == "grid" else [])
     env = {**os.environ, "PYTHONPATH": str(REPO), "INTERTASK_PROGRESS": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "intertask", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

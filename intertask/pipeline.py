@@ -46,11 +46,12 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
     """
     notes: list[str] = []
     check_values(cfg)  # ranges and safe names, before any file is touched
-    check_model_source(cfg.model.name_or_path, "model.name_or_path")  # a typo fails now, not after the first stage
-    for role in ("intermediate", "target"):
-        stage = getattr(cfg, role)
-        if stage is not None and stage.init_encoder_from is not None:
-            check_model_source(stage.init_encoder_from, f"{role}.init_encoder_from")
+    if check_data:  # the model is there (a typo fails now, not after the first stage); may ask the hub once
+        check_model_source(cfg.model.name_or_path, "model.name_or_path")
+        for role in ("intermediate", "target"):
+            stage = getattr(cfg, role)
+            if stage is not None and stage.init_encoder_from is not None:
+                check_model_source(stage.init_encoder_from, f"{role}.init_encoder_from")
     check_model_positions(cfg)
     if check_data and cfg.data_source == "local" and not Path(cfg.data_dir).is_dir():
         raise ConfigError(data_dir_hint(cfg.data_dir, "data_dir"))
@@ -109,7 +110,7 @@ def data_dir_hint(data_dir: Path | str, option: str) -> str:
     default = " (the default ../shared/data is the development layout)" if Path(data_dir) == Path("../shared/data") else ""
     if Path(data_dir).exists():
         return f"{option} {data_dir}: not a directory; give the folder holding the task data with {how}"
-    return f"{option} {data_dir}: no such directory{default}; give the folder holding the task data with {how} (data/sample holds a small sample)"
+    return f"{option} {data_dir}: not found (no such directory){default}; give the folder holding the task data with {how} (data/sample holds a small sample)"
 
 
 # ----------------------------------------------------------------------------- running

@@ -586,8 +586,20 @@ def _markup_run(f: Fx) -> list[Any]:
     return ov(f, f"output_dir={out}")
 
 
+def _locked_store(f: Fx) -> list[Any]:
+    """Another connection holds the store's write lock for the whole run."""
+    out = f.copy_trained()
+    con = sqlite3.connect(out / "results.sqlite", isolation_level=None)
+    con.execute("BEGIN EXCLUSIVE")
+    f.__dict__["_hold"] = con
+    f.env["INTERTASK_LOCK_TIMEOUT"] = "1"
+    return ov(f, "seed=3")
+
+
 MISC_CASES = [
+    Case("store-locked", _locked_store, "locked by", changes=True),
     Case("markup-in-output-dir", _markup_run, "out[/bold", code=0, changes=True),
+    Case("markup-unbalanced-output-dir", lambda f: ov(f, f"output_dir={f.ws / '[/bold]x'}"), "[/bold]x", code=0, changes=True),
     Case("markup-in-error", lambda f: ["run", f.ws / "[/bold]missing.yaml"], "[/bold]missing.yaml"),
 ]
 

@@ -79,7 +79,7 @@ def run(
 def validate(
     configs: list[Path] = typer.Argument(..., help="one or more YAML presets"),
     overrides: list[str] = typer.Option([], "--set", help="dotted key=value override (repeatable)"),
-    check_data: bool = typer.Option(True, help="also check that the data files exist"),
+    check_data: bool = typer.Option(True, help="also check that the data files and the model exist"),
 ) -> None:
     """Validate presets without running them (schema, tasks, roles, languages, data files)."""
     from intertask.config import load_config

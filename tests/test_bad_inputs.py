@@ -341,6 +341,16 @@ def _model_broken(f: Fx, name: str, content: bytes | None = None, keep: int | No
     return m
 
 
+def _broken_default_model(f: Fx, name: str = "model.safetensors", keep: int = 100) -> None:
+    """A converted default model in INTERTASK_CACHE whose `name` is cut short."""
+    from intertask.models.embedded import MODEL_DIR_NAME
+
+    cache = f.ws / "cache"
+    shutil.copytree(f.model, cache / MODEL_DIR_NAME)
+    _truncate(cache / MODEL_DIR_NAME / name, keep)
+    f.env["INTERTASK_CACHE"] = str(cache)
+
+
 SELECT = ["select", "--target", "panx", "--candidates", "squad_v1"]
 SQUAD_OUTSIDE = {"data": [{"paragraphs": [{"context": "abc", "qas": [{"id": "1", "question": "q", "answers": [{"text": "zzz", "answer_start": 99}]}]}]}]}
 
@@ -366,6 +376,9 @@ CLI_CASES = [
     Case("eval-model-config-broken", lambda f: ev(f, model=_model_broken(f, "config.json", keep=10)), "config.json is broken"),
     Case("eval-model-config-missing", lambda f: ev(f, model=_model_broken(f, "config.json")), "no config.json"),
     Case("eval-model-not-safetensors", lambda f: ev(f, model=_model_broken(f, "model.safetensors", b"hello world, not weights")), "not a safetensors file"),
+    Case("default-model-truncated-run", lambda f: (_broken_default_model(f), ov(f, "model.name_or_path=default"))[1], "intertask model prepare --force"),
+    Case("default-model-config-truncated", lambda f: (_broken_default_model(f, "config.json", 5), ov(f, "model.name_or_path=default"))[1], "model prepare --force"),
+    Case("default-model-truncated-eval", lambda f: (_broken_default_model(f), ev(f, model="default"))[1], "intertask model prepare --force"),
     Case("eval-output-directory", lambda f: ev(f, "--output", f.ws), "is a directory, expected a file name"),
     Case("eval-output-parent-file", lambda f: ev(f, "--output", f.config() / "x.json"), "is not a directory"),
     Case("eval-data-dir-missing", lambda f: ev(f, "--data-dir", f.ws / "nodata"), "--data-dir"),

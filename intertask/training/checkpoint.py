@@ -91,8 +91,13 @@ def load_latest_checkpoint(stage_dir: Path) -> dict[str, Any] | None:
     path = pointer.parent / name / "state.pt"
     if not path.is_file():
         raise IntertaskError(f"{pointer} points at {path}, which does not exist; delete {pointer.parent} to restart the stage")
+    try:  # numeric NumPy arrays (NumPy's RNG state) are data too; object arrays' items stay unallowed
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # NumPy < 2
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+    arrays = [np.ndarray, _reconstruct, np.dtype, *(type(np.dtype(t)) for t in (np.uint32, np.int64, np.int32, np.float64, np.float32, np.uint8, np.bool_))]
     try:
-        with torch.serialization.safe_globals(_numpy_array_globals()):  # numeric arrays (NumPy's RNG state) are data too
+        with torch.serialization.safe_globals(arrays):
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated, foreign, or not data-only
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
@@ -102,16 +107,6 @@ def load_latest_checkpoint(stage_dir: Path) -> dict[str, Any] | None:
     if not isinstance(state, dict):
         raise IntertaskError(f"{path}: expected a checkpoint dictionary, got {type(state).__name__}; delete {pointer.parent} to restart the stage")
     return state
-
-
-def _numpy_array_globals() -> list:
-    """What unpickling a plain numeric NumPy array needs (no object arrays: their items stay unallowed)."""
-    try:
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:  # NumPy < 2
-        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
-    dtypes = [type(np.dtype(t)) for t in (np.uint32, np.int64, np.int32, np.float64, np.float32, np.uint8, np.bool_)]
-    return [np.ndarray, _reconstruct, np.dtype, *dtypes]
 
 
 def remove_checkpoints(stage_dir: Path) -> None:

@@ -848,3 +848,18 @@ def test_signal_stops_with_130(row, fx: Fx, trained) -> None:
     if command == "grid":
         assert stderr.count("intermediate: none") <= 1 and "runs completed" not in stderr  # stopped: no next job
     assert not list(out.rglob("*.tmp")) if out.is_dir() else True
+
+
+def test_eval_output_full_disk_keeps_the_result(fx: Fx, monkeypatch) -> None:
+    """A full disk while writing eval --output: exit 2, the reason, and the scores still printed (not lost)."""
+    import intertask.io
+
+    def full(path, obj):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(intertask.io, "write_json_atomic", full)
+    stage = next((fx.trained / "t" / "baseline").glob("target-*"))
+    out = fx.ws / "e.json"
+    result = cli(["eval", "--model", stage, "--task", "panx", "--languages", "en", "--data-dir", SAMPLE, "--max-samples", "5", "--output", out])
+    assert result.code == 2 and "No space left on device" in result.stderr and '"task": "panx"' in result.stdout
+    assert "Traceback" not in result.text and not out.exists()

@@ -202,13 +202,15 @@ def eval_command(
         per_example = {lang: m.pop("per_example") for lang, m in per_lang.items() if isinstance(m, dict) and "per_example" in m}
         result = {"task": t.name, "task_version": t.version, "model": model, "split": split, "data_dir": str(data_dir), "languages": per_lang}
         if output:
-            write_json_atomic(output, result)
-            if per_example and scores_path is not None:
-                write_json_atomic(scores_path, {"task": t.name, "model": model, "split": split, "per_example": per_example})
+            try:
+                write_json_atomic(output, result)
+                if per_example and scores_path is not None:
+                    write_json_atomic(scores_path, {"task": t.name, "model": model, "split": split, "per_example": per_example})
+            except OSError as exc:  # e.g. a full disk: the scores are still printed below
+                typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+                raise IntertaskError(f"--output {output}: cannot write: {exc.strerror or exc} (the result is printed above)") from None
     except IntertaskError as exc:
         _fail(exc)
-    except OSError as exc:
-        _fail(IntertaskError(f"--output {output}: cannot write: {exc.strerror or exc}"))
     typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 
@@ -399,11 +401,12 @@ def results(
             check_output_file(output)
         text = export_results(resolve_store(store), experiment=experiment, task=task, arm=arm, fmt=fmt)
         if output:
-            write_text_atomic(output, text)
+            try:
+                write_text_atomic(output, text)
+            except OSError as exc:
+                raise IntertaskError(f"--output {output}: cannot write: {exc.strerror or exc}") from None
     except IntertaskError as exc:
         _fail(exc)
-    except OSError as exc:
-        _fail(IntertaskError(f"--output {output}: cannot write: {exc.strerror or exc}"))
     if output:
         typer.echo(f"wrote {output}", err=True)
     else:

@@ -377,7 +377,11 @@ CLI_CASES = [
     Case("eval-model-config-missing", lambda f: ev(f, model=_model_broken(f, "config.json")), "no config.json"),
     Case("eval-model-not-safetensors", lambda f: ev(f, model=_model_broken(f, "model.safetensors", b"hello world, not weights")), "not a safetensors file"),
     Case("default-model-truncated-run", lambda f: (_broken_default_model(f), ov(f, "model.name_or_path=default"))[1], "intertask model prepare --force"),
-    Case("default-model-config-truncated", lambda f: (_broken_default_model(f, "config.json", 5), ov(f, "model.name_or_path=default"))[1], "model prepare --force"),
+    Case(
+        "default-model-config-truncated",
+        lambda f: (_broken_default_model(f, "config.json", 5), ov(f, "model.name_or_path=default"))[1],
+        "model prepare --force",
+    ),
     Case("default-model-truncated-eval", lambda f: (_broken_default_model(f), ev(f, model="default"))[1], "intertask model prepare --force"),
     Case("eval-output-directory", lambda f: ev(f, "--output", f.ws), "is a directory, expected a file name"),
     Case("eval-output-parent-file", lambda f: ev(f, "--output", f.config() / "x.json"), "is not a directory"),

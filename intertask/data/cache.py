@@ -7,7 +7,8 @@ stores a head's :class:`~intertask.models.heads.Features` once:
 
 * ``inputs`` as an Arrow table (``datasets.Dataset.save_to_disk``; read back memory-mapped, so a cache hit costs a
   read of the columns rather than a tokenisation),
-* ``example_index`` and the head's ``extra`` (word ids, offsets) pickled next to it (exact Python objects).
+* ``example_index`` and the head's ``extra`` (word ids, offsets) as JSON next to it (tuples tagged, so they come
+  back as tuples): data only, nothing in a cache entry is ever executed (no pickle).
 
 The key is everything featurisation depends on: the tokenizer's identity (a hash of its serialised fast-tokenizer
 definition and special tokens), the task (name, version, labels) and head, the split, language, ``max_length``,
@@ -18,7 +19,7 @@ size+mtime are part of the directory's metadata for humans). A hit therefore ret
 concurrent runs never see half-written entries.
 
 Location: ``$INTERTASK_FEATURE_CACHE`` (``off``/``0``/``none`` disables the disk cache), else
-``~/.cache/intertask/features``. Small inputs (fewer than ``MIN_EXAMPLES`` examples) are only memoised in memory:
+``$INTERTASK_CACHE/features`` (default ``~/.cache/intertask/features``). Small inputs (fewer than ``MIN_EXAMPLES`` examples) are only memoised in memory:
 tokenising them is faster than a disk round trip. Within a process the last few entries are also kept in memory,
 so evaluating the dev set every N steps featurises it once.
 """
@@ -37,17 +38,19 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from rich.markup import escape
+
 from intertask.progress import log
 
 if TYPE_CHECKING:
     from intertask.models.heads import Features
     from intertask.tasks.base import Task
 
-FEATURIZER_VERSION = 2  # bump when a head's featurize output changes for the same inputs
+FEATURIZER_VERSION = 3  # 3: JSON metadata instead of pickle; bump when a head's featurize output changes for the same inputs
 MIN_EXAMPLES = 2000  # below this, disk caching costs more than it saves
 MEMORY_ENTRIES = 8
 
-_memory: "collections.OrderedDict[str, Features]" = collections.OrderedDict()
+_memory: collections.OrderedDict[str, Features] = collections.OrderedDict()
 _memory_lock = threading.Lock()
 _tokenizer_ids: dict[int, tuple[Any, str]] = {}
 
@@ -57,7 +60,9 @@ def cache_root() -> Path | None:
     value = os.environ.get("INTERTASK_FEATURE_CACHE", "")
     if value.strip().lower() in ("off", "0", "none", "false", "no"):
         return None
-    return Path(value) if value else Path.home() / ".cache" / "intertask" / "features"
+    from intertask.io import cache_base
+
+    return Path(value).expanduser() if value else cache_base() / "features"
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -89,7 +94,7 @@ def _files_meta(files: Sequence[str]) -> list[dict]:
     return meta
 
 
-def feature_key(task: "Task", tokenizer, examples: Sequence[Any], max_length: int, train: bool, doc_stride: int, split: str = "", language: str = "") -> str:
+def feature_key(task: Task, tokenizer, examples: Sequence[Any], max_length: int, train: bool, doc_stride: int, split: str = "", language: str = "") -> str:
     parts = {
         "v": FEATURIZER_VERSION,
         "tokenizer": tokenizer_fingerprint(tokenizer),
@@ -106,7 +111,7 @@ def feature_key(task: "Task", tokenizer, examples: Sequence[Any], max_length: in
 
 
 def featurize_cached(
-    task: "Task",
+    task: Task,
     examples: Sequence[Any],
     tokenizer,
     max_length: int,
@@ -117,7 +122,7 @@ def featurize_cached(
     files: Sequence[str] = (),
     root: Path | None | str = "env",
     min_examples: int | None = None,
-) -> "Features":
+) -> Features:
     """``task.head.featurize(examples, tokenizer, task.labels, max_length, train, doc_stride)``, through the cache."""
     head = task.head
     key = feature_key(task, tokenizer, examples, max_length, train, doc_stride, split, language)
@@ -137,8 +142,8 @@ def featurize_cached(
             try:
                 meta = {"task": task.name, "split": split, "language": language, "files": _files_meta(files)}
                 _write(entry, features, {**meta, "max_length": max_length, "doc_stride": doc_stride, "train": bool(train), "rows": len(features)})
-            except OSError as exc:  # a full or read-only disk must not stop the run
-                log(f"[yellow]feature cache: could not write {entry}: {exc}[/yellow]")
+            except (OSError, TypeError) as exc:  # a full or read-only disk must not stop the run
+                log(f"[yellow]feature cache: could not write {escape(str(entry))}: {escape(str(exc))}[/yellow]")
     if features is None:
         features = head.featurize(examples, tokenizer, task.labels, max_length, train=train, doc_stride=doc_stride)
     with _memory_lock:
@@ -153,23 +158,22 @@ def clear_memory() -> None:
         _memory.clear()
 
 
-def _read(entry: Path) -> "Features | None":
+def _read(entry: Path) -> Features | None:
     from intertask.models.heads import Features
 
-    if not (entry / "meta.pkl").is_file():
+    if not (entry / "meta.json").is_file():
         return None
     try:
         import datasets
 
         table = datasets.load_from_disk(str(entry / "inputs"))  # memory-mapped Arrow
-        with open(entry / "meta.pkl", "rb") as fh:
-            meta = pickle.load(fh)
+        meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"), object_hook=_untag)
         columns = table.column_names
         data = {c: table.data.column(c).to_pylist() for c in columns}
         inputs = [dict(zip(columns, values)) for values in zip(*(data[c] for c in columns))] if columns else []
         return Features(inputs, meta["example_index"], meta["extra"])
     except Exception as exc:  # a corrupt entry: recompute (and overwrite)
-        log(f"[yellow]feature cache: ignoring unreadable entry {entry}: {exc}[/yellow]")
+        log(f"[yellow]feature cache: ignoring unreadable entry {escape(str(entry))}: {escape(str(exc))}[/yellow]")
         return None
 
 
@@ -185,7 +189,7 @@ def _quiet(datasets):
             datasets.enable_progress_bars()
 
 
-def _write(entry: Path, features: "Features", info: dict) -> None:
+def _write(entry: Path, features: Features, info: dict) -> None:
     import datasets
 
     entry.parent.mkdir(parents=True, exist_ok=True)
@@ -195,8 +199,7 @@ def _write(entry: Path, features: "Features", info: dict) -> None:
         table = datasets.Dataset.from_dict({c: [row[c] for row in features.inputs] for c in columns})
         with _quiet(datasets):
             table.save_to_disk(str(tmp / "inputs"))
-        with open(tmp / "meta.pkl", "wb") as fh:
-            pickle.dump({"example_index": features.example_index, "extra": features.extra}, fh, protocol=4)
+        (tmp / "meta.json").write_text(json.dumps(_tag({"example_index": features.example_index, "extra": features.extra})), encoding="utf-8")
         (tmp / "info.json").write_text(json.dumps(info, indent=1))
         try:
             os.replace(tmp, entry)
@@ -205,3 +208,26 @@ def _write(entry: Path, features: "Features", info: dict) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _tag(value: Any) -> Any:
+    """JSON-able form of the metadata: tuples become {"__tuple__": [...]}; anything but plain data is refused."""
+    if isinstance(value, tuple):
+        return {"__tuple__": [_tag(v) for v in value]}
+    if isinstance(value, list):
+        return [_tag(v) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError("feature cache: metadata keys must be strings")
+        return {k: _tag(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "tolist"):  # numpy scalars / arrays
+        return _tag(value.tolist())
+    raise TypeError(f"feature cache: cannot store {type(value).__name__} as JSON")
+
+
+def _untag(obj: dict) -> Any:
+    if len(obj) == 1 and "__tuple__" in obj:
+        return tuple(obj["__tuple__"])
+    return obj

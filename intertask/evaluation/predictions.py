@@ -248,8 +248,11 @@ def predict_target(
     from intertask.models.loading import checkpoint_dir, load_tokenizer
 
     device = default_device()
-    directory = checkpoint_dir(model_path)
-    model = task.head.model_class.from_pretrained(str(directory)).to(device)
+    directory = checkpoint_dir(model_path, "model")
+    from intertask.models.source import model_errors
+
+    with model_errors(directory, "model"):
+        model = task.head.model_class.from_pretrained(str(directory)).to(device)
     _check_labels(task, model, directory)
     tokenizer = load_tokenizer(directory)
     out: dict[str, dict] = {}

@@ -64,8 +64,11 @@ def evaluate_target(
 ) -> dict[str, dict]:
     """Metrics per language of a fine-tuned checkpoint (a stage or model directory)."""
     device = default_device()
-    directory = checkpoint_dir(model_path)
-    model = task.head.model_class.from_pretrained(str(directory)).to(device)
+    directory = checkpoint_dir(model_path, "model")
+    from intertask.models.source import model_errors
+
+    with model_errors(directory, "model"):
+        model = task.head.model_class.from_pretrained(str(directory)).to(device)
     _check_labels(task, model, directory)
     tokenizer = load_tokenizer(directory)
     results: dict[str, dict] = {}

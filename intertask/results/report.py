@@ -75,7 +75,7 @@ def export_results(store_path: str | Path, experiment: str | None = None, task: 
     """The store's records (filtered) as a rich table, long-form CSV, or JSON records."""
     if fmt not in ("table", "csv", "json"):
         raise IntertaskError(f"--format: expected table, csv or json, got {fmt!r}")
-    records = _filter_scores(ResultsStore(store_path).query(experiment=experiment, task=task, arm=arm), task)
+    records = _filter_scores(ResultsStore(store_path, readonly=True).query(experiment=experiment, task=task, arm=arm), task)
     if fmt == "json":
         return json.dumps(records, indent=2, ensure_ascii=False)
     rows = [
@@ -94,8 +94,9 @@ def export_results(store_path: str | Path, experiment: str | None = None, task: 
         return buf.getvalue()
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"{len(records)} runs" + (f" of {experiment}" if experiment else ""))
+    table = Table(title=Text(f"{len(records)} runs" + (f" of {experiment}" if experiment else "")))  # Text: never markup
     for col in ("experiment", "arm", "target", "seed", "task", "metric", "avg", "languages"):
         table.add_column(col, justify="right" if col in ("seed", "avg") else "left")
     for r in records:
@@ -104,11 +105,12 @@ def export_results(store_path: str | Path, experiment: str | None = None, task: 
             vals = {lang: m[metric] for lang, m in per_lang.items() if isinstance(m.get(metric), (int, float))}
             avg = statistics.fmean(vals.values()) if vals else None
             langs = " ".join(f"{lang}={100 * v:.1f}" for lang, v in vals.items())
-            table.add_row(r["experiment"], r["arm"], r["target"], str(r.get("seed")), t, metric, "-" if avg is None else f"{100 * avg:.1f}", langs)
+            cells = (r["experiment"], r["arm"], r["target"], str(r.get("seed")), t, metric, "-" if avg is None else f"{100 * avg:.1f}", langs)
+            table.add_row(*(Text(str(c)) for c in cells))
     console = Console(record=True, width=200, file=io.StringIO())
     console.print(table)
     if not records:
-        console.print("no runs match" + (f" (experiment {experiment!r})" if experiment else ""))
+        console.print(Text("no runs match" + (f" (experiment {experiment!r})" if experiment else "")))
     return console.export_text()
 
 
@@ -673,7 +675,7 @@ def write_report(
 ) -> list[Path]:
     """Write report.md, report.html (self-contained), report.json, the PNG figures and the configs; return the paths."""
     store_path = resolve_store(store_path)
-    records = ResultsStore(store_path).query(experiment=experiment)
+    records = ResultsStore(store_path, readonly=True).query(experiment=experiment)
     if not records:
         raise IntertaskError(f"{store_path}: no runs" + (f" for experiment {experiment!r}" if experiment else ""))
     out = Path(output)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from intertask.results.store import BASELINE
 from intertask.tasks import get_task
@@ -59,13 +60,13 @@ def _cell(value: float | None, delta: float | None) -> str:
 
 def rich_table(records: list[dict[str, Any]], title: str = "") -> Table:
     columns, rows = build_rows(records)
-    table = Table(title=title or None, show_lines=False)
+    table = Table(title=Text(title) if title else None, show_lines=False)  # Text: user names are never read as markup
     table.add_column("intermediate task", style="bold")
     for col in columns:
         table.add_column(f"{col.header}\n{col.metric}", justify="right")
     for arm, scores, deltas in rows:
         key = lambda c: (c.task, c.language)  # noqa: E731
-        table.add_row(arm, *[_cell(scores.get(key(c)), (deltas or {}).get(key(c))) for c in columns])
+        table.add_row(Text(arm), *[_cell(scores.get(key(c)), (deltas or {}).get(key(c))) for c in columns])
     return table
 
 

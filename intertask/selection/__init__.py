@@ -224,7 +224,7 @@ def measured_scores(store_path: Path, target: str) -> dict[str, float]:
     from intertask.results.store import ResultsStore
 
     per_arm: dict[str, list[float]] = {}
-    for r in ResultsStore(store_path).query(task=target):
+    for r in ResultsStore(store_path, readonly=True).query(task=target):
         if r["target"] != target or r["arm"] == BASELINE or target not in r["scores"]:
             continue
         value, _ = _task_avg(r["scores"][target], target)

@@ -80,9 +80,33 @@ def load_latest_checkpoint(stage_dir: Path) -> dict[str, Any] | None:
     pointer = Path(stage_dir) / CHECKPOINTS / LATEST
     if not pointer.is_file():
         return None
-    path = pointer.parent / pointer.read_text().strip() / "state.pt"
-    # Our own file, written by save_checkpoint: it holds RNG states and optimiser state (not only tensors).
-    return torch.load(path, map_location="cpu", weights_only=False)
+    # Data only: weights_only=True never runs code from the file (a crafted state.pt cannot execute anything);
+    # a checkpoint that needs more than tensors and plain containers is refused with a message.
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IntertaskError(f"{pointer}: unreadable checkpoint pointer ({exc}); delete {pointer.parent} to restart the stage") from None
+    if not name or "/" in name or name.startswith("."):
+        raise IntertaskError(f"{pointer}: expected the name of a checkpoint directory, got {name!r}; delete {pointer.parent} to restart the stage")
+    path = pointer.parent / name / "state.pt"
+    if not path.is_file():
+        raise IntertaskError(f"{pointer} points at {path}, which does not exist; delete {pointer.parent} to restart the stage")
+    try:  # numeric NumPy arrays (NumPy's RNG state) are data too; object arrays' items stay unallowed
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # NumPy < 2
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+    arrays = [np.ndarray, _reconstruct, np.dtype, *(type(np.dtype(t)) for t in (np.uint32, np.int64, np.int32, np.float64, np.float32, np.uint8, np.bool_))]
+    try:
+        with torch.serialization.safe_globals(arrays):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated, foreign, or not data-only
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise IntertaskError(
+            f"{path}: not a readable data-only checkpoint ({first}); delete {pointer.parent} to restart the stage from its beginning"
+        ) from None
+    if not isinstance(state, dict):
+        raise IntertaskError(f"{path}: expected a checkpoint dictionary, got {type(state).__name__}; delete {pointer.parent} to restart the stage")
+    return state
 
 
 def remove_checkpoints(stage_dir: Path) -> None:

@@ -87,11 +87,17 @@ def resolve_mixed_precision(setting: str) -> str:
 
 def completed_stage(stage_dir: Path, role: str, name: str) -> dict[str, Any] | None:
     """The summary of a stage that already finished (stage.json is written last), else None."""
-    done = Path(stage_dir) / STAGE_FILE
-    if not done.is_file():
+    from rich.markup import escape
+
+    from intertask.io import stage_summary
+
+    summary, problem = stage_summary(stage_dir)
+    if summary is None:
+        if problem:  # a stage.json of the wrong shape is not a finished stage: train it again (resuming any checkpoint)
+            log(f"[yellow]{escape(role)} stage {escape(name)}: {escape(problem)}; not complete, training it again[/yellow]")
         return None
-    log(f"[dim]{role} stage {name}: complete in {stage_dir}, reusing it[/dim]")
-    return read_json(done)
+    log(f"[dim]{escape(role)} stage {escape(name)}: complete in {escape(str(stage_dir))}, reusing it[/dim]")
+    return read_json(Path(stage_dir) / STAGE_FILE)  # the file stage_summary checked
 
 
 def run_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str) -> dict[str, Any]:

@@ -829,24 +829,28 @@ def test_signal_stops_with_130(row, fx: Fx, trained) -> None:
     out = fx.ws / "runs"
     if command == "eval":
         stage = next((trained / "t" / "baseline").glob("target-*"))
-        args = ["eval", "--model", stage, "--task", "tatoeba", "--languages", "ru", "--data-dir", SAMPLE]
+        # batch size 1 over four languages: seconds of embedding after the first pass, so the signal lands mid-work
+        args = ["eval", "--model", stage, "--task", "tatoeba", "--languages", "ru,de,fr,uk", "--batch-size", "1", "--data-dir", SAMPLE]
     else:
         longer = base_config(fx.ws, fx.model).replace("max_steps: 2", "max_steps: 400").replace("max_train_samples: 16", "max_train_samples: 400")
         cfg = fx.config(longer)
         args = [command, cfg] + (["grid.seed=[1,2,3]"] if command == "grid" else [])
-    env = {**os.environ, "PYTHONPATH": str(REPO), "INTERTASK_PROGRESS": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "intertask", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "INTERTASK_PROGRESS": "1" if command == "eval" else "0"}
+    log = fx.ws.parent / "stderr.log"  # a file, not a pipe: read while the command runs
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "intertask", *map(str, args)], stdout=subprocess.PIPE, stderr=err, text=True, env=env)
     deadline = time.time() + 120
-    # Wait until the work has started (a stage directory, or a few seconds for eval), then interrupt.
+    # Wait until the work has started (a stage directory, or the first finished embedding pass), then interrupt.
     while time.time() < deadline and proc.poll() is None:
-        if command == "eval" and time.time() > deadline - 110:
+        if command == "eval" and "[done]" in log.read_text():
             break
         if command != "eval" and out.is_dir() and any(out.rglob("target-*")):
             time.sleep(1.0)
             break
         time.sleep(0.2)
     proc.send_signal(sig)
-    stdout, stderr = proc.communicate(timeout=120)
+    proc.communicate(timeout=120)
+    stderr = log.read_text()
     assert proc.returncode == 130, f"exit {proc.returncode}\n{stderr[-3000:]}"
     assert "Traceback" not in stderr and "interrupted" in stderr.lower()
     if command == "grid":

@@ -19,7 +19,6 @@ import yaml
 
 import intertask
 from intertask.config import ExperimentConfig, StageConfig, config_hash, identity_dict, to_dict
-from intertask.data.loading import has_data
 from intertask.errors import ConfigError
 from intertask.evaluation.zero_shot import evaluate_retrieval, evaluate_target, pick_languages, retrieval_split
 from intertask.io import read_json, stage_lock, write_json_atomic, write_text_atomic
@@ -31,6 +30,7 @@ from intertask.results.table import markdown_table, rich_table
 from intertask.tasks import get_task
 from intertask.tasks.retrieval import RetrievalTask
 from intertask.training.checkpoint import fault_point
+from intertask.training.kinds import validate_stage
 from intertask.training.recipe import StageContext, run_stage
 
 # ----------------------------------------------------------------------------- validation
@@ -46,34 +46,7 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
     for role, stage in stages:
         if stage is None:
             continue
-        if not stage.task:
-            raise ConfigError(f"{role}.task is required")
-        from intertask.training.multitask import validate_special_stage
-
-        special = validate_special_stage(stage, role, Path(cfg.data_dir), cfg.data_source, check_data)  # multi-task / MLM
-        if special is not None:
-            notes += special
-            continue
-        task = get_task(stage.task)
-        from intertask.multimodal.stage import validate_multimodal_stage
-
-        notes += validate_multimodal_stage(stage, role, Path(cfg.data_dir), check_data)  # captioning / VQA checks
-        if not task.can_play(role):
-            raise ConfigError(f"{role}.task: task {task.name} cannot be used as {role} task (roles: {', '.join(sorted(task.roles))})")
-        if isinstance(task, RetrievalTask):
-            raise ConfigError(f"{role}.task: {task.name} is a retrieval task (no training); list it in evaluation.retrieval_tasks")
-        if stage.language not in task.languages:
-            raise ConfigError(f"{role}.language: task {task.name} has no language {stage.language!r}")
-        if check_data and cfg.data_source == "local":
-            train_task = task.training_task()
-            for split_task, split in ((train_task, "train"), (task, "dev")):
-                if not has_data(split_task, split, stage.language, cfg.data_dir):
-                    paths = (
-                        split_task.local.paths(cfg.data_dir, split, stage.language)
-                        if split_task.local and split in split_task.local.files
-                        else ["(no local layout)"]
-                    )
-                    raise ConfigError(f"{role}: {split_task.name} {split} data for {stage.language!r} not found: {', '.join(map(str, paths))}")
+        notes += validate_stage(stage, role, Path(cfg.data_dir), cfg.data_source, check_data)  # each stage kind checks its own settings
     if cfg.intermediate is None and not cfg.baseline:
         raise ConfigError("nothing to run: no intermediate task and baseline=false")
     target = get_task(cfg.target.task)
@@ -166,13 +139,8 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
 
 
 def run_intermediate_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path) -> dict[str, Any]:
-    """The intermediate stage: the text recipe, or the multimodal runner for captioning / VQA tasks
-    (same stage-dir layout; only the text encoder is saved in model/)."""
-    from intertask.multimodal.stage import is_multimodal, run_multimodal_stage
-    from intertask.training.multitask import intermediate_runner  # multi-task, continued MLM, or run_stage
-
-    run = run_multimodal_stage if is_multimodal(stage) else intermediate_runner(stage)
-    return run(stage, ctx, stage_dir, "intermediate")
+    """The intermediate stage, of any kind (intertask.training.kinds): the one recipe trains it."""
+    return run_stage(stage, ctx, stage_dir, "intermediate")
 
 
 def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, ctx: StageContext, root: Path, store: ResultsStore) -> dict[str, Any]:

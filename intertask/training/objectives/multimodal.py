@@ -1,0 +1,316 @@
+"""Multimodal intermediate stages: captioning (contrastive or matching) and VQA (late fusion or visual prefix).
+
+Only the trained *text encoder* is handed off (``model/``: a bare encoder + tokenizer, so ``init_encoder_from`` of the
+target stage loads it like any other); ``multimodal_heads.safetensors`` holds projections / fusion / classifier and,
+for VQA, ``answers.json`` the answer vocabulary. The vision tower is frozen; its features come from the feature cache
+(``<stage dir>/../feature_cache`` unless ``multimodal.feature_cache`` says otherwise) or a precomputed file.
+All randomness of the batches (caption picks, order) lives in the samplers, seeded by (seed, epoch): resumable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from intertask.config import MultimodalConfig, StageConfig, to_dict
+from intertask.data.loading import load_examples
+from intertask.errors import ConfigError
+from intertask.io import write_json_atomic
+from intertask.models.loading import MODEL_DIR
+from intertask.multimodal.metrics import normalize_answer, retrieval_recall, vqa_accuracy
+from intertask.multimodal.models import ContrastiveCaptioning, ImageTextMatching, VQAClassifier
+from intertask.multimodal.stage import ANSWERS_FILE, HEADS_FILE, image_features, load_text_encoder, resolve_path, vision_note
+from intertask.progress import log
+from intertask.tasks import get_task
+from intertask.tasks.multimodal import load_extra_captions, multimodal_spec, text_task_for
+from intertask.training.objectives.base import Objective
+from intertask.training.objectives.single import SingleTask, check_task_stage
+
+
+class Multimodal(Objective):
+    @staticmethod
+    def validate(stage: StageConfig, role: str, data_dir: Path, data_source: str, check_data: bool) -> list[str]:
+        spec = multimodal_spec(stage.task)
+        if spec is None:
+            raise ConfigError(f"{role}.multimodal is set but task {stage.task} is not multimodal (captioning / VQA tasks only)")
+        if role != "intermediate":
+            raise ConfigError(f"{role}.task: {stage.task} is a multimodal task; it can only be an intermediate task")
+        mm = stage.multimodal or MultimodalConfig()
+        if spec.kind == "captioning" and mm.fusion != "late":
+            raise ConfigError(f"{role}.multimodal.fusion applies to VQA; captioning uses multimodal.formulation")
+        if spec.kind == "vqa" and (mm.formulation != "contrastive" or mm.caption_languages):
+            raise ConfigError(f"{role}.multimodal.formulation / caption_languages apply to captioning; VQA uses multimodal.fusion")
+        if mm.control == "text_matched":
+            text_task_for(stage.task, mm.text_task)
+        elif mm.text_task:
+            raise ConfigError(f"{role}.multimodal.text_task is only used with control=text_matched")
+        if mm.caption_languages and not (spec.extra_caption_files and all(lang in spec.extra_caption_files for lang in mm.caption_languages)):
+            raise ConfigError(f"{role}.multimodal.caption_languages: {stage.task} has captions in {', '.join(spec.extra_caption_files or []) or 'no other language'}")
+        if mm.temperature <= 0 or mm.projection_dim <= 0 or mm.num_answers <= 0:
+            raise ConfigError(f"{role}.multimodal: temperature, projection_dim and num_answers must be positive")
+        check_task_stage(dataclasses.replace(stage, multimodal=None), role, data_dir, data_source, check_data)
+        if mm.control in ("text_only", "text_matched"):
+            where = "none (control without images)"
+        elif mm.features is not None:
+            where = f"precomputed features {resolve_path(mm.features, data_dir)}"
+        else:
+            folder = resolve_path(mm.image_dir or Path(spec.image_dir), data_dir)
+            where = f"{mm.vision_model} on images in {folder}" + ("" if folder.is_dir() or not check_data else " (folder missing: add the images before running)")
+        return [f"{stage.task}: {spec.kind}, control={mm.control}, vision: {where}"]
+
+    @classmethod
+    def make(cls, stage: StageConfig, ctx: Any, role: str) -> Objective:
+        """The objective; for control=text_matched, a text task with the same number of training examples and steps."""
+        mm = stage.multimodal or MultimodalConfig()
+        if mm.control != "text_matched":
+            return cls(stage, ctx, role)
+        text_task, task = text_task_for(stage.task, mm.text_task), get_task(stage.task)
+        train = load_examples(task, "train", stage.language, ctx.data_dir, ctx.data_source, stage.on_bad_example, stage.max_train_samples, ctx.seed)
+        n = len(train.examples)
+        units = len({e["image"] for e in train.examples}) if multimodal_spec(stage.task).kind == "captioning" else n  # type: ignore[union-attr]
+        steps = stage.max_steps or max(1, math.ceil(stage.num_epochs * math.ceil(math.ceil(units / stage.batch_size) / stage.gradient_accumulation_steps)))
+        text_stage = dataclasses.replace(stage, task=text_task.name, multimodal=None, max_train_samples=n, max_steps=steps)
+        log(f"{role} stage {stage.task}: control=text_matched -> {text_task.name} with {n} examples, {steps} steps")
+        matched = {"kind": "text", "control": "text_matched", "matched_to": stage.task, "text_task": text_task.name, "train_examples": n, "steps": steps}
+        return SingleTask(text_stage, ctx, role, summary_override={"config": to_dict(stage), "multimodal": matched})
+
+    def __init__(self, stage: StageConfig, ctx: Any, role: str):
+        super().__init__(stage, ctx, role)
+        self.task, self.spec = get_task(stage.task), multimodal_spec(stage.task)
+        self.name, self.main_metric = self.task.name, self.task.main_metric
+        self.mm = stage.multimodal or MultimodalConfig()
+
+    @staticmethod
+    def no_decay(name: str) -> bool:
+        return Objective.no_decay(name) or "logit_scale" in name
+
+    def load(self, tokenizer: Any) -> None:
+        stage, ctx, mm = self.stage, self.ctx, self.mm
+        self.train = load_examples(self.task, "train", stage.language, ctx.data_dir, ctx.data_source, stage.on_bad_example, stage.max_train_samples, ctx.seed)
+        self.dev = load_examples(self.task, "dev", stage.language, ctx.data_dir, ctx.data_source, stage.on_bad_example, stage.max_eval_samples, ctx.seed)
+        examples = list(self.train.examples)
+        extra, self.extra_files = load_extra_captions(stage.task, mm.caption_languages, ctx.data_dir, stage.on_bad_example)
+        images = {e["image"] for e in examples}
+        self.examples = examples + [e for e in extra if e["image"] in images]
+        if not self.examples or not self.dev.examples:
+            raise ConfigError(f"{self.role} stage {self.name}: no training or dev examples")
+        text_only = mm.control == "text_only"
+        patches = self.spec.kind == "vqa" and mm.fusion == "prefix" and not text_only
+        self.feats = None
+        if not text_only:
+            keys = list(dict.fromkeys([e["image"] for e in self.examples] + [e["image"] for e in self.dev.examples]))
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            self.feats = image_features(mm, stage.task, ctx.data_dir, Path(self.stage_dir).parent / "feature_cache", keys, patches, ctx.vision_encoder, device)
+        kind = CaptionData if self.spec.kind == "captioning" else VQAData
+        self.data = kind(self.examples, self.dev.examples, self.feats, mm, ctx.seed, text_only, patches, tokenizer, self.max_length)
+        if len(self.data.units) < 2:
+            raise ConfigError(f"{self.role} stage {self.name}: fewer than 2 usable training units (captioning: images; text_only needs >= 2 captions per image)")
+
+    def build_model(self):
+        return self.data.build_model(load_text_encoder(self.ctx.model.name_or_path, self.stage.init_encoder_from, self.ctx.model.freeze_embeddings))
+
+    def train_data(self):
+        return self.data.dataset(), self.data.sampler(self.stage.batch_size), self.data.collate
+
+    def loss(self, model, batch):
+        return getattr(model, "module", model).loss(batch)
+
+    def evaluate(self, model, device) -> dict[str, Any]:
+        model.eval()
+        with torch.inference_mode():
+            return self.data.evaluate(model, self.stage.eval_batch_size, device)
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.spec.kind}, control={self.mm.control}): {len(self.examples)} train examples ({len(self.data.units)} units), {len(self.dev.examples)} dev"
+
+    def save(self, model, stage_dir, tokenizer) -> None:
+        model.text_encoder.save_pretrained(stage_dir / MODEL_DIR)
+        tokenizer.save_pretrained(stage_dir / MODEL_DIR)
+        save_file(model.head_state_dict(), str(stage_dir / HEADS_FILE), metadata={"task": self.name, "kind": self.spec.kind, "control": self.mm.control})
+        if isinstance(self.data, VQAData):
+            write_json_atomic(stage_dir / ANSWERS_FILE, self.data.answers)
+
+    def summary(self) -> dict[str, Any]:
+        mm = self.mm
+        return {
+            "task": self.name,
+            "task_version": self.task.version,
+            "train_task": self.name,
+            "data": {"train": {**self.train.report(), "files": self.train.files + self.extra_files, "examples": len(self.examples)}, "dev": self.dev.report(),
+                     "train_rows": len(self.data.units), "images": None if self.feats is None else len(self.feats.keys),
+                     "vision": vision_note(mm, self.ctx.vision_encoder)},  # fmt: skip
+            "multimodal": {"kind": self.spec.kind, "control": mm.control, "formulation": mm.formulation, "fusion": mm.fusion},
+        }
+
+
+def _rows(feats: Any, keys: list[str]) -> np.ndarray:
+    if feats is None:
+        return np.zeros(len(keys), dtype=np.int64)
+    index = feats.index()
+    return np.array([index[k] for k in keys], dtype=np.int64)
+
+
+class _Sampler:
+    """Batches of one epoch from `draw(rng)`, with rng seeded by (seed, epoch): resumable mid-epoch."""
+
+    def __init__(self, draw: Any, n_batches: int, seed: int):
+        self.draw, self.n_batches, self.seed, self.epoch = draw, n_batches, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.draw(np.random.default_rng([self.seed, self.epoch])))
+
+
+class _Data:
+    def __init__(self, feats: Any, mm: MultimodalConfig, seed: int, text_only: bool, tokenizer: Any, max_length: int):
+        self.feats, self.mm, self.seed, self.text_only, self.tokenizer, self.max_length = feats, mm, seed, text_only, tokenizer, max_length
+        self.pooled = None if feats is None else torch.from_numpy(feats.pooled)
+        self.rng = np.random.default_rng(seed)  # the shuffle_images control's permutation, drawn once
+
+    def tok(self, texts: list[str], device: Any = None) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        return {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device)}
+
+
+class CaptionData(_Data):
+    """Training unit = one image with its captions; each epoch draws one caption per image (two for text_only), so a
+    batch never holds the same image twice. shuffle_images: every caption is paired, once and for all, with the image
+    of a random other caption."""
+
+    def __init__(self, train, dev, feats, mm, seed, text_only, patches, tokenizer, max_length):
+        super().__init__(feats, mm, seed, text_only, tokenizer, max_length)
+        self.captions = [e["caption"] for e in train]
+        rows = _rows(feats, [e["image"] for e in train])
+        self.rows = rows[self.rng.permutation(len(rows))] if mm.control == "shuffle_images" else rows
+        by_image: dict[str, list[int]] = defaultdict(list)
+        for i, e in enumerate(train):
+            by_image[e["image"]].append(i)
+        self.units = [g for g in by_image.values() if len(g) >= 2] if text_only else list(by_image.values())
+        self.dev_captions: dict[str, list[str]] = defaultdict(list)
+        for e in dev:
+            self.dev_captions[e["image"]].append(e["caption"])
+        self.dev_images = list(self.dev_captions)
+
+    def build_model(self, encoder):
+        dim = 0 if self.feats is None else self.feats.pooled.shape[1]
+        if self.mm.formulation == "matching" and not self.text_only:
+            return ImageTextMatching(encoder, dim, self.mm.projection_dim, self.mm.negatives)
+        return ContrastiveCaptioning(encoder, dim, self.mm.projection_dim, self.mm.temperature, text_only=self.text_only)
+
+    def dataset(self) -> range:
+        return range(len(self.captions))
+
+    def sampler(self, batch_size: int) -> _Sampler:
+        def draw(rng):  # caption indices (text_only: pairs of captions of one image, flattened)
+            order = rng.permutation(len(self.units))
+            for start in range(0, len(order), batch_size):
+                chosen = [self.units[u] for u in order[start : start + batch_size]]
+                if len(chosen) < 2:
+                    continue  # in-batch negatives need at least two units
+                if self.text_only:
+                    yield [int(c) for g in chosen for c in rng.choice(g, size=2, replace=False)]
+                else:
+                    yield [int(rng.choice(g)) for g in chosen]
+
+        n = len(self.units)
+        return _Sampler(draw, n // batch_size + (1 if n % batch_size >= 2 else 0), self.seed)
+
+    def collate(self, ids: list[int]) -> dict[str, torch.Tensor]:
+        if self.text_only:
+            batch = self.tok([self.captions[a] for a in ids[0::2]])
+            second = self.tok([self.captions[b] for b in ids[1::2]])
+            return {**batch, "input_ids_b": second["input_ids"], "attention_mask_b": second["attention_mask"]}
+        rows = torch.as_tensor(self.rows[ids])
+        return {**self.tok([self.captions[i] for i in ids]), "image": self.pooled[rows], "groups": rows}  # type: ignore[index]
+
+    def _embed_texts(self, model, texts, batch_size, device) -> torch.Tensor:
+        return torch.cat([model.text_embed(**self.tok(texts[i : i + batch_size], device)).float() for i in range(0, len(texts), batch_size)])
+
+    def evaluate(self, model, batch_size, device) -> dict[str, float]:
+        if self.text_only:  # caption -> caption of the same image (first vs second caption)
+            images = [img for img in self.dev_images if len(self.dev_captions[img]) >= 2]
+            queries = self._embed_texts(model, [self.dev_captions[i][0] for i in images], batch_size, device)
+            keys = self._embed_texts(model, [self.dev_captions[i][1] for i in images], batch_size, device)
+            return retrieval_recall(model.score(queries, keys).cpu().numpy(), {"text_image": list(range(len(images)))})
+        texts, text_image = [], []
+        for j, img in enumerate(self.dev_images):
+            texts += self.dev_captions[img]
+            text_image += [j] * len(self.dev_captions[img])
+        t = self._embed_texts(model, texts, batch_size, device)
+        rows = torch.as_tensor(_rows(self.feats, self.dev_images))
+        i = torch.cat([model.image_embed(self.pooled[rows[s : s + batch_size]].to(device)).float() for s in range(0, len(rows), batch_size)])  # type: ignore[index]
+        scores = torch.cat([model.score(t[s : s + batch_size], i).float() for s in range(0, len(t), batch_size)])
+        return retrieval_recall(scores.cpu().numpy(), {"text_image": text_image})
+
+
+class VQAData(_Data):
+    """Answer classification over the top-K training answers (by multiple_choice_answer frequency), soft targets
+    min(#humans / 3, 1). Questions whose answers are all outside the top K are kept out of training (standard) but
+    stay in dev (they score 0). shuffle_images: the image column is permuted across questions once."""
+
+    def __init__(self, train, dev, feats, mm, seed, text_only, patches, tokenizer, max_length):
+        super().__init__(feats, mm, seed, text_only, tokenizer, max_length)
+        self.patches = patches
+        counts = Counter(normalize_answer(e["answer"] or "") for e in train if e.get("answer"))
+        self.answers = [a for a, _ in counts.most_common(mm.num_answers)]
+        index = {a: i for i, a in enumerate(self.answers)}
+        self.targets = []
+        for e in train:
+            t = Counter(normalize_answer(a) for a in e["answers"])
+            self.targets.append({index[a]: min(c / 3.0, 1.0) for a, c in t.items() if a in index})
+        self.units = [i for i, t in enumerate(self.targets) if t]
+        self.questions = [e["question"] for e in train]
+        rows = _rows(feats, [e["image"] for e in train])
+        self.rows = rows[self.rng.permutation(len(rows))] if mm.control == "shuffle_images" else rows
+        self.dev, self.dev_rows = dev, _rows(feats, [e["image"] for e in dev])
+        self.patch_tensor = None if feats is None or feats.patches is None else torch.from_numpy(feats.patches)
+
+    def build_model(self, encoder):
+        dim = 0 if self.feats is None else self.feats.pooled.shape[1]
+        patch_dim = None if self.patch_tensor is None else self.patch_tensor.shape[-1]
+        return VQAClassifier(encoder, dim, patch_dim, len(self.answers), self.mm.projection_dim, self.mm.fusion, self.text_only)
+
+    def _image_inputs(self, batch: dict, rows: np.ndarray, device: Any = None) -> dict:
+        if not self.text_only:
+            r = torch.as_tensor(rows)
+            batch["patches" if self.patches else "image"] = (self.patch_tensor if self.patches else self.pooled)[r].to(device)  # type: ignore[index]
+        return batch
+
+    def dataset(self) -> range:
+        return range(len(self.questions))
+
+    def sampler(self, batch_size: int) -> _Sampler:
+        def draw(rng):
+            order = rng.permutation(len(self.units))
+            for start in range(0, len(order), batch_size):
+                yield [self.units[i] for i in order[start : start + batch_size]]
+
+        return _Sampler(draw, math.ceil(len(self.units) / batch_size), self.seed)
+
+    def collate(self, ids: list[int]) -> dict[str, torch.Tensor]:
+        batch = self._image_inputs(self.tok([self.questions[i] for i in ids]), self.rows[ids])
+        targets = torch.zeros(len(ids), len(self.answers))
+        for j, i in enumerate(ids):
+            for a, s in self.targets[i].items():
+                targets[j, a] = s
+        return {**batch, "targets": targets}
+
+    def evaluate(self, model, batch_size, device) -> dict[str, float]:
+        predictions = []
+        for s in range(0, len(self.dev), batch_size):
+            chunk = self.dev[s : s + batch_size]
+            batch = self._image_inputs(self.tok([e["question"] for e in chunk], device), self.dev_rows[s : s + batch_size], device)
+            predictions += [self.answers[i] for i in model(batch).argmax(-1).tolist()]
+        return vqa_accuracy(predictions, [e["answers"] for e in self.dev])

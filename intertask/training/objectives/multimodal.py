@@ -160,8 +160,8 @@ def _rows(feats: Any, keys: list[str]) -> np.ndarray:
 class _Sampler:
     """Batches of one epoch from `draw(rng)`, with rng seeded by (seed, epoch): resumable mid-epoch."""
 
-    def __init__(self, draw: Any, n_batches: int, seed: int):
-        self.draw, self.n_batches, self.seed, self.epoch = draw, n_batches, seed, 0
+    def __init__(self, draw: Any, n_batches: int, batch_size: int, seed: int):
+        self.draw, self.n_batches, self.batch_size, self.seed, self.epoch = draw, n_batches, batch_size, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -225,7 +225,7 @@ class CaptionData(_Data):
                     yield [int(rng.choice(g)) for g in chosen]
 
         n = len(self.units)
-        return _Sampler(draw, n // batch_size + (1 if n % batch_size >= 2 else 0), self.seed)
+        return _Sampler(draw, n // batch_size + (1 if n % batch_size >= 2 else 0), batch_size * (2 if self.text_only else 1), self.seed)
 
     def collate(self, ids: list[int]) -> dict[str, torch.Tensor]:
         if self.text_only:
@@ -297,7 +297,7 @@ class VQAData(_Data):
             for start in range(0, len(order), batch_size):
                 yield [self.units[i] for i in order[start : start + batch_size]]
 
-        return _Sampler(draw, math.ceil(len(self.units) / batch_size), self.seed)
+        return _Sampler(draw, math.ceil(len(self.units) / batch_size), batch_size, self.seed)
 
     def collate(self, ids: list[int]) -> dict[str, torch.Tensor]:
         batch = self._image_inputs(self.tok([self.questions[i] for i in ids]), self.rows[ids])

@@ -10,6 +10,7 @@ every target and experiment that asks for the same intermediate training.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -114,12 +115,7 @@ def stage_context(cfg: ExperimentConfig) -> StageContext:
 def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     """Run every arm of the experiment and return their result records."""
     validate_experiment(cfg)
-    root = Path(cfg.output_dir) / cfg.name
-    root.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(root / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
-    store = ResultsStore(Path(cfg.output_dir) / STORE_FILE)
     ctx = stage_context(cfg)
-
     arms: list[tuple[str, StageConfig | None]] = []
     if cfg.baseline:
         arms.append((BASELINE, None))
@@ -127,6 +123,13 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
         from intertask.multimodal.stage import arm_name  # multimodal controls get their own arm label
 
         arms.append((arm_name(cfg.intermediate), cfg.intermediate))
+    if int(os.environ.get("RANK", "0")) != 0:  # another process of a data-parallel run: its share of the training only
+        return _train_stages_only(cfg, ctx, arms)
+
+    root = Path(cfg.output_dir) / cfg.name
+    root.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(root / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+    store = ResultsStore(Path(cfg.output_dir) / STORE_FILE)
 
     records = []
     for arm, intermediate in arms:
@@ -136,6 +139,17 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     write_text_atomic(root / "results.md", markdown_table(records))
     log(f"results: {root / 'results.md'}  store: {store.path}")
     return records
+
+
+def _train_stages_only(cfg: ExperimentConfig, ctx: StageContext, arms: list[tuple[str, StageConfig | None]]) -> list[dict[str, Any]]:
+    """The stages of every arm, in the order the main process trains them (it alone locks, evaluates and writes)."""
+    for arm, intermediate in arms:
+        encoder_from = cfg.target.init_encoder_from
+        if intermediate is not None:
+            run_intermediate_stage(intermediate, ctx, intermediate_dir(cfg))
+            encoder_from = intermediate_dir(cfg)
+        run_stage(dataclasses.replace(cfg.target, init_encoder_from=encoder_from), ctx, target_dir(cfg, arm, intermediate), "target")
+    return []
 
 
 def run_intermediate_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """One tiny stage of each kind (single, multitask, mlm, captioning, vqa), as a script for the fault and
-data-parallel tests: ``python tests/stage_kinds.py KIND ROOT STAGE_DIR [--processes]``.
+data-parallel tests: ``python tests/stage_kinds.py KIND ROOT STAGE_DIR [key=int ...]`` (or under torchrun).
 
 ROOT holds the shared fixtures (built on first use): a tiny random XLM-R and the data of every kind.
 """
@@ -39,6 +39,19 @@ def fixtures(root: Path) -> dict[str, Path]:
     return paths
 
 
+def _without_dropout(model: Path) -> Path:
+    import json
+    import shutil
+
+    copy = model.parent / (model.name + "-nodropout")
+    if not copy.is_dir():
+        shutil.copytree(model, copy)
+        config = json.loads((copy / "config.json").read_text())
+        config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0)
+        (copy / "config.json").write_text(json.dumps(config))
+    return copy
+
+
 def stage_of(kind: str) -> tuple[StageConfig, str]:
     """The stage config and its data folder ("text" or "shapes")."""
     if kind == "single":
@@ -51,15 +64,22 @@ def stage_of(kind: str) -> tuple[StageConfig, str]:
     return StageConfig(task=task, batch_size=8, multimodal=MultimodalConfig(vision_model="pixels", projection_dim=16), **COMMON), "shapes"
 
 
-def main(kind: str, root: Path, stage_dir: Path) -> None:
+def main(kind: str, root: Path, stage_dir: Path, *overrides: str) -> None:
+    """Overrides: ``key=integer`` stage fields (e.g. max_train_samples=32)."""
+    import dataclasses
+
     from intertask.training.recipe import StageContext, run_stage
 
     torch.set_num_threads(1)
     paths = fixtures(root)
     stage, data = stage_of(kind)
+    fields = {k: int(v) for k, v in (o.split("=", 1) for o in overrides)}
+    if fields.pop("dropout", None) == 0:  # the model without dropout (data-parallel comparisons)
+        paths["model"] = _without_dropout(paths["model"])
+    stage = dataclasses.replace(stage, **fields)
     ctx = StageContext(model=ModelConfig(name_or_path=str(paths["model"]), max_seq_length=32 if data == "shapes" else 64), seed=7, data_dir=paths[data])
     run_stage(stage, ctx, stage_dir, "intermediate")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]))
+    main(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), *sys.argv[4:])

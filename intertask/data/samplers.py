@@ -17,7 +17,12 @@ from intertask.errors import ConfigError
 
 
 class EpochBatches:
-    """Length-grouped batches, reshuffled per epoch (accelerate shards them under DDP)."""
+    """Length-grouped batches, reshuffled per epoch (accelerate shards them under DDP).
+
+    ``partial_last``: the short batch goes last (set by the loop under several processes, where accelerate splits
+    only full batches and completes the last one; one process keeps the batch order of earlier versions)."""
+
+    partial_last = False
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int):
         self.lengths, self.batch_size, self.seed, self.epoch = list(lengths), batch_size, seed, 0
@@ -26,7 +31,10 @@ class EpochBatches:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(length_grouped_batches(self.lengths, self.batch_size, self.seed + self.epoch))
+        batches = length_grouped_batches(self.lengths, self.batch_size, self.seed + self.epoch)
+        if self.partial_last:
+            batches.sort(key=lambda b: len(b) < self.batch_size)  # stable: full batches keep their order
+        return iter(batches)
 
     def __len__(self) -> int:
         return math.ceil(len(self.lengths) / self.batch_size)

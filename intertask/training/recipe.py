@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -103,6 +104,7 @@ def _train_stage(objective: Objective, stage_dir: Path) -> dict[str, Any]:
     accelerator = Accelerator(
         mixed_precision=resolve_mixed_precision(ctx.mixed_precision),
         gradient_accumulation_steps=stage.gradient_accumulation_steps,
+        cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,  # N CPU processes: gloo
         dataloader_config=DataLoaderConfiguration(split_batches=True),  # N processes share each batch: same global batch
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=objective.find_unused_parameters)],
         **tracker.accelerator_kwargs(stage_dir),  # tracking: **kwargs
@@ -116,6 +118,7 @@ def _train_stage(objective: Objective, stage_dir: Path) -> dict[str, Any]:
     set_seed(ctx.seed)  # the head's initialisation depends only on the seed
     model = objective.build_model()
     dataset, sampler, collate = objective.train_data()
+    sampler.partial_last = accelerator.num_processes > 1  # accelerate splits full batches only: the short one goes last
     loader = DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -203,7 +206,8 @@ def _train_stage(objective: Objective, stage_dir: Path) -> dict[str, Any]:
                 if step % eval_every == 0 or step == total_steps:
                     scores = objective.evaluate(accelerator.unwrap_model(model), device)
                     model.train()
-                    entry = {"step": step, "epoch": progress["epoch"], "loss": loss.item(), **scores, **objective.history_extras()}
+                    loss_now = accelerator.reduce(loss.detach().float(), "mean").item()  # the last micro-batch's, over processes
+                    entry = {"step": step, "epoch": progress["epoch"], "loss": loss_now, **scores, **objective.history_extras()}
                     progress["history"].append(entry)
                     tracker.evaluation(step, scores)  # tracking
                     advance(0, loss=entry["loss"])  # the bar's loss: read at evaluation points only
@@ -229,9 +233,9 @@ def _train_stage(objective: Objective, stage_dir: Path) -> dict[str, Any]:
     tracker.close()  # tracking
     meter["seconds"] = round(time.perf_counter() - loop_start[0] - excluded[0], 3)
     meter["cpu_seconds"] = round(time.process_time() - loop_start[1] - excluded[1], 3)
-    meter["tokens"] = int(tokens.item())
+    meter["tokens"] = int(accelerator.reduce(tokens, "sum").item())  # every process's share
     count = progress["loss_count"]
-    meter["mean_loss"] = float(loss_sum.item()) / count if count else None  # mean training loss per batch (as Trainer's train_loss)
+    meter["mean_loss"] = float(accelerator.reduce(loss_sum, "mean").item()) / count if count else None  # mean training loss per batch (as Trainer's train_loss)
     meter["steps"] = progress["step"]
     meter["tokens_per_second"] = round(meter["tokens"] / meter["seconds"], 1) if meter["seconds"] > 0 else None
 

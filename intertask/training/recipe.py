@@ -105,7 +105,8 @@ def _train_stage(objective: Objective, stage_dir: Path) -> dict[str, Any]:
         mixed_precision=resolve_mixed_precision(ctx.mixed_precision),
         gradient_accumulation_steps=stage.gradient_accumulation_steps,
         cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,  # N CPU processes: gloo
-        dataloader_config=DataLoaderConfiguration(split_batches=True),  # N processes share each batch: same global batch
+        # N processes share each batch (same global batch); pinned batches are copied to the GPU without blocking
+        dataloader_config=DataLoaderConfiguration(split_batches=True, non_blocking=torch.cuda.is_available()),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=objective.find_unused_parameters)],
         **tracker.accelerator_kwargs(stage_dir),  # tracking: **kwargs
     )

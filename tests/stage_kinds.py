@@ -57,7 +57,9 @@ def stage_of(kind: str) -> tuple[StageConfig, str]:
     if kind == "single":
         return StageConfig(task="panx", batch_size=8, max_train_samples=48, **COMMON), "text"
     if kind == "multitask":
-        return StageConfig(tasks=["qqp", "hellaswag"], sampling=SamplingConfig(strategy="uniform"), batch_size=4, max_train_samples=12, max_seq_length=64, **COMMON), "text"
+        return StageConfig(
+            tasks=["qqp", "hellaswag"], sampling=SamplingConfig(strategy="uniform"), batch_size=4, max_train_samples=12, max_seq_length=64, **COMMON
+        ), "text"
     if kind == "mlm":
         return StageConfig(task="mlm", mlm=MLMConfig(languages=["en", "ru"], dev_lines=5), batch_size=8, max_seq_length=32, **COMMON), "text"
     task = "synthetic_captioning" if kind == "captioning" else "synthetic_vqa"

@@ -12,13 +12,12 @@ from typer.testing import CliRunner
 
 from intertask.cli.main import app
 from intertask.config import ExperimentConfig, MLMConfig, ModelConfig, StageConfig, from_dict
+from intertask.data.mlm import featurize_lines, mask_batch
 from intertask.errors import ConfigError
 from intertask.models.loading import build_model, encoder_state_dict, load_tokenizer
 from intertask.pipeline import validate_experiment
 from intertask.tasks import get_task
-from intertask.data.mlm import featurize_lines, mask_batch
-from intertask.training.recipe import run_stage
-from intertask.training.recipe import StageContext
+from intertask.training.recipe import StageContext, run_stage
 
 REPO = Path(__file__).resolve().parent.parent
 LINES = ["the cat sat on the mat while the dogs ran in the park", "people walked home after work and the cat slept"] * 50

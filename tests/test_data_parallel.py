@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 SCRIPT = Path(__file__).resolve().parent / "stage_kinds.py"
 ARGS = ["max_train_samples=32", "dropout=0"]
 LOSS_TOLERANCE = 0.05  # absolute, on the dev-point training losses (cross-entropy ~1.8)
-WEIGHT_TOLERANCE = 2e-3  # max absolute difference of any trained weight after 6 steps at lr 1e-3
+MEAN_LOSS_TOLERANCE = 0.02  # absolute, on the mean training loss of the stage
+WEIGHT_TOLERANCE = 2e-2  # relative L2 distance of the trained weights (Adam's sign-like first steps amplify tiny gradient differences)
 
 
 def _run(root: Path, out: Path, processes: int, fault: str | None = None) -> subprocess.CompletedProcess:
@@ -57,9 +58,10 @@ def test_two_processes_match_one_within_tolerance(runs):
     assert a["throughput"]["tokens"] == b["throughput"]["tokens"]  # the same rows were trained on
     for x, y in zip(a["history"], b["history"]):
         assert x["step"] == y["step"] and abs(x["loss"] - y["loss"]) < LOSS_TOLERANCE, (x, y)
+    assert abs(a["throughput"]["mean_loss"] - b["throughput"]["mean_loss"]) < MEAN_LOSS_TOLERANCE
     wa, wb = (load_file(d / "model" / "model.safetensors") for d in (one, two))
-    worst = max((wa[k] - wb[k]).abs().max().item() for k in wa)
-    assert worst < WEIGHT_TOLERANCE, worst
+    distance = sum(((wa[k] - wb[k]) ** 2).sum() for k in wa).sqrt() / sum((wa[k] ** 2).sum() for k in wa).sqrt()
+    assert distance.item() < WEIGHT_TOLERANCE, distance.item()
 
 
 def test_only_the_main_process_writes(runs):

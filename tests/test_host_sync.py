@@ -39,9 +39,10 @@ def test_no_host_synchronisation_per_step(tiny_model, sample_data, tmp_path, mon
     monkeypatch.setattr(SingleTask, "loss", training_loss)
     monkeypatch.setattr(SingleTask, "evaluate", evaluation)
     ctx = StageContext(model=ModelConfig(name_or_path=str(tiny_model), max_seq_length=64), seed=1, data_dir=sample_data)
-    stage = StageConfig(task="panx", max_steps=STEPS, eval_every_steps=STEPS, checkpoint_every_steps=STEPS, batch_size=4, max_train_samples=48, max_eval_samples=8)
+    stage = StageConfig(
+        task="panx", max_steps=STEPS, eval_every_steps=STEPS, checkpoint_every_steps=STEPS, batch_size=4, max_train_samples=48, max_eval_samples=8
+    )
     summary = run_stage(stage, ctx, tmp_path / "stage", "target")
     assert summary["steps"] == STEPS
     assert len(state["calls"]) < STEPS, f"{len(state['calls'])} host reads in {STEPS} steps: {state['calls'][:10]}"
     assert state["calls"] == [], state["calls"]  # none at all before the first evaluation
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -18,8 +19,6 @@ from intertask.models.loading import build_model
 from intertask.models.tiny import build_tiny_model
 from intertask.multimodal.images import COLORS, ImageFolder, draw_shapes, make_shapes_dataset, synthetic_texts
 from intertask.multimodal.metrics import normalize_answer, recall_at_k, retrieval_recall, simple_soft_score, vqa_accuracy, vqa_soft_score
-import dataclasses
-
 from intertask.multimodal.stage import HEADS_FILE, arm_name, image_features
 from intertask.multimodal.tasks import caption_pairs
 from intertask.multimodal.vision import FeatureCache, HFVisionEncoder, PixelEncoder, build_tiny_vision_model, load_feature_file

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from intermediate_fixtures import write_intermediate_data
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from intermediate_fixtures import write_intermediate_data
 from intertask.cli.main import app
-from intertask.config import ModelConfig, SamplingConfig, StageConfig, from_dict, ExperimentConfig
+from intertask.config import ExperimentConfig, ModelConfig, SamplingConfig, StageConfig, from_dict
+from intertask.data.samplers import MultiTaskBatches, task_probabilities
 from intertask.errors import ConfigError
 from intertask.models.loading import build_model, encoder_state_dict
 from intertask.pipeline import validate_experiment
 from intertask.tasks import get_task
-from intertask.data.samplers import MultiTaskBatches, task_probabilities
 from intertask.training.recipe import StageContext, run_stage
 
 SIZES = {"a": 100, "b": 400, "c": 1600}

@@ -54,7 +54,12 @@ def head_init_notes(model, name_or_path: str) -> dict[str, Any]:
     tied_keys = sorted(k for k in head_keys if state[k].data_ptr() in encoder_ptrs)  # the decoder = word embeddings
     fresh = sorted(k for k in head_keys if k not in ckpt and k not in tied_keys)
     tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
-    return {"fresh": fresh, "tied_to_encoder": tied_keys, "pretrained": sorted(set(head_keys) - set(fresh) - set(tied_keys)), "decoder_tied_to_word_embeddings": bool(tied)}
+    return {
+        "fresh": fresh,
+        "tied_to_encoder": tied_keys,
+        "pretrained": sorted(set(head_keys) - set(fresh) - set(tied_keys)),
+        "decoder_tied_to_word_embeddings": bool(tied),
+    }
 
 
 @torch.inference_mode()

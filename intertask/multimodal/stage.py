@@ -56,13 +56,24 @@ def load_text_encoder(model_name: str, init_encoder_from: Path | None = None, fr
         result = encoder.load_state_dict(encoder_state_dict(init_encoder_from, encoder.base_model_prefix), strict=False)
         missing = [k for k in result.missing_keys if not k.startswith("pooler.")]
         if missing or result.unexpected_keys:
-            raise ConfigError(f"init_encoder_from {init_encoder_from}: encoder does not match {model_name} (missing {missing[:5]}, unexpected {result.unexpected_keys[:5]})")
+            raise ConfigError(
+                f"init_encoder_from {init_encoder_from}: encoder does not match {model_name} (missing {missing[:5]}, unexpected {result.unexpected_keys[:5]})"
+            )
     if freeze_embeddings:
         encoder.get_input_embeddings().weight.requires_grad_(False)
     return encoder
 
 
-def image_features(mm: MultimodalConfig, task_name: str, data_dir: Path, cache_root: Path, keys: list[str], patches: bool, encoder: VisionEncoder | None = None, device: str | torch.device = "cpu") -> ImageFeatures:
+def image_features(
+    mm: MultimodalConfig,
+    task_name: str,
+    data_dir: Path,
+    cache_root: Path,
+    keys: list[str],
+    patches: bool,
+    encoder: VisionEncoder | None = None,
+    device: str | torch.device = "cpu",
+) -> ImageFeatures:
     """Features for the images `keys`: precomputed, or from the (cached) frozen vision encoder."""
     spec = multimodal_spec(task_name)
     assert spec is not None

@@ -235,6 +235,7 @@ def _train_stage(objective: Objective, stage_dir: Path) -> dict[str, Any]:
     meter["seconds"] = round(time.perf_counter() - loop_start[0] - excluded[0], 3)
     meter["cpu_seconds"] = round(time.process_time() - loop_start[1] - excluded[1], 3)
     meter["tokens"] = int(accelerator.reduce(tokens, "sum").item())  # every process's share
+    meter["examples"] = int(accelerator.reduce(torch.tensor(meter["examples"], device=device), "sum").item())
     count = progress["loss_count"]
     meter["mean_loss"] = float(accelerator.reduce(loss_sum, "mean").item()) / count if count else None  # mean training loss per batch (as Trainer's train_loss)
     meter["steps"] = progress["step"]

@@ -52,7 +52,9 @@ class Multimodal(Objective):
         elif mm.text_task:
             raise ConfigError(f"{role}.multimodal.text_task is only used with control=text_matched")
         if mm.caption_languages and not (spec.extra_caption_files and all(lang in spec.extra_caption_files for lang in mm.caption_languages)):
-            raise ConfigError(f"{role}.multimodal.caption_languages: {stage.task} has captions in {', '.join(spec.extra_caption_files or []) or 'no other language'}")
+            raise ConfigError(
+                f"{role}.multimodal.caption_languages: {stage.task} has captions in {', '.join(spec.extra_caption_files or []) or 'no other language'}"
+            )
         if mm.temperature <= 0 or mm.projection_dim <= 0 or mm.num_answers <= 0:
             raise ConfigError(f"{role}.multimodal: temperature, projection_dim and num_answers must be positive")
         check_task_stage(dataclasses.replace(stage, multimodal=None), role, data_dir, data_source, check_data)
@@ -62,7 +64,9 @@ class Multimodal(Objective):
             where = f"precomputed features {resolve_path(mm.features, data_dir)}"
         else:
             folder = resolve_path(mm.image_dir or Path(spec.image_dir), data_dir)
-            where = f"{mm.vision_model} on images in {folder}" + ("" if folder.is_dir() or not check_data else " (folder missing: add the images before running)")
+            where = f"{mm.vision_model} on images in {folder}" + (
+                "" if folder.is_dir() or not check_data else " (folder missing: add the images before running)"
+            )
         return [f"{stage.task}: {spec.kind}, control={mm.control}, vision: {where}"]
 
     @classmethod
@@ -111,7 +115,9 @@ class Multimodal(Objective):
         kind = CaptionData if self.spec.kind == "captioning" else VQAData
         self.data = kind(self.examples, self.dev.examples, self.feats, mm, ctx.seed, text_only, patches, tokenizer, self.max_length)
         if len(self.data.units) < 2:
-            raise ConfigError(f"{self.role} stage {self.name}: fewer than 2 usable training units (captioning: images; text_only needs >= 2 captions per image)")
+            raise ConfigError(
+                f"{self.role} stage {self.name}: fewer than 2 usable training units (captioning: images; text_only needs >= 2 captions per image)"
+            )
 
     def build_model(self):
         return self.data.build_model(load_text_encoder(self.ctx.model.name_or_path, self.stage.init_encoder_from, self.ctx.model.freeze_embeddings))
@@ -128,7 +134,8 @@ class Multimodal(Objective):
             return self.data.evaluate(model, self.stage.eval_batch_size, device)
 
     def describe(self) -> str:
-        return f"{self.name} ({self.spec.kind}, control={self.mm.control}): {len(self.examples)} train examples ({len(self.data.units)} units), {len(self.dev.examples)} dev"
+        units = f"{len(self.examples)} train examples ({len(self.data.units)} units), {len(self.dev.examples)} dev"
+        return f"{self.name} ({self.spec.kind}, control={self.mm.control}): {units}"
 
     def save(self, model, stage_dir, tokenizer) -> None:
         model.text_encoder.save_pretrained(stage_dir / MODEL_DIR)
@@ -143,9 +150,13 @@ class Multimodal(Objective):
             "task": self.name,
             "task_version": self.task.version,
             "train_task": self.name,
-            "data": {"train": {**self.train.report(), "files": self.train.files + self.extra_files, "examples": len(self.examples)}, "dev": self.dev.report(),
-                     "train_rows": len(self.data.units), "images": None if self.feats is None else len(self.feats.keys),
-                     "vision": vision_note(mm, self.ctx.vision_encoder)},  # fmt: skip
+            "data": {
+                "train": {**self.train.report(), "files": self.train.files + self.extra_files, "examples": len(self.examples)},
+                "dev": self.dev.report(),
+                "train_rows": len(self.data.units),
+                "images": None if self.feats is None else len(self.feats.keys),
+                "vision": vision_note(mm, self.ctx.vision_encoder),
+            },  # fmt: skip
             "multimodal": {"kind": self.spec.kind, "control": mm.control, "formulation": mm.formulation, "fusion": mm.fusion},
         }
 

@@ -95,7 +95,9 @@ class MultiTask(Objective):
         self.tasks, self.data, self.features = {}, {}, {}
         for name in stage.tasks:
             task = get_task(name)
-            train = load_examples(task.training_task(), "train", stage.language, ctx.data_dir, ctx.data_source, stage.on_bad_example, stage.max_train_samples, ctx.seed)
+            train = load_examples(
+                task.training_task(), "train", stage.language, ctx.data_dir, ctx.data_source, stage.on_bad_example, stage.max_train_samples, ctx.seed
+            )
             dev = load_examples(task, "dev", stage.language, ctx.data_dir, ctx.data_source, stage.on_bad_example, stage.max_eval_samples, ctx.seed)
             task = fit_task_to_data(task, train, dev)
             feats = featurize_cached(task, train.examples, tokenizer, self.max_length, True, stage.doc_stride, "train", stage.language, train.files)
@@ -107,7 +109,9 @@ class MultiTask(Objective):
         self.load_state({})
 
     def build_model(self):
-        model = MultiTaskModel({t: build_model(self.tasks[t], self.ctx.model.name_or_path, self.stage.init_encoder_from, self.ctx.model.freeze_embeddings) for t in self.tasks})
+        model = MultiTaskModel(
+            {t: build_model(self.tasks[t], self.ctx.model.name_or_path, self.stage.init_encoder_from, self.ctx.model.freeze_embeddings) for t in self.tasks}
+        )
         for head_model in model.models.values():
             configure_model(head_model, self.ctx.model)  # attention kernel / torch.compile
         return model
@@ -128,13 +132,21 @@ class MultiTask(Objective):
 
     def evaluate(self, model, device) -> dict[str, Any]:
         s = self.stage
-        dev = {t: evaluate_examples(model.models[t], self.tokenizer, self.tasks[t], self.data[t][1].examples, s.language, self.max_length, s.eval_batch_size, device,
-                                    s.doc_stride, f"{t} dev") for t in self.tasks}  # fmt: skip
+
+        def one(t: str) -> dict[str, Any]:
+            data, size = self.data[t][1].examples, s.eval_batch_size
+            return evaluate_examples(model.models[t], self.tokenizer, self.tasks[t], data, s.language, self.max_length, size, device, s.doc_stride, f"{t} dev")
+
+        dev = {t: one(t) for t in self.tasks}
         return {"mean_main": sum(dev[t][self.tasks[t].main_metric] for t in self.tasks) / len(self.tasks), "dev": dev}
 
     def history_extras(self) -> dict[str, Any]:
         sums, n = self.loss_sum.tolist(), self.batches
-        extras = {"loss": sum(sums) / max(1, sum(n)), "task_losses": {t: sums[k] / n[k] for k, t in enumerate(self.tasks) if n[k]}, "task_batches": dict(zip(self.tasks, n))}
+        extras = {
+            "loss": sum(sums) / max(1, sum(n)),
+            "task_losses": {t: sums[k] / n[k] for k, t in enumerate(self.tasks) if n[k]},
+            "task_batches": dict(zip(self.tasks, n)),
+        }
         self.load_state({})
         return extras
 
@@ -154,7 +166,10 @@ class MultiTask(Objective):
         (stage_dir / HEADS_DIR).mkdir(parents=True, exist_ok=True)
         for t, task in self.tasks.items():
             save_file({k: v.contiguous() for k, v in model.head_state(t).items()}, str(stage_dir / HEADS_DIR / f"{t}.safetensors"))
-            write_json_atomic(stage_dir / HEADS_DIR / f"{t}.json", {"task": t, "head": task.head.name, "labels": list(task.labels), "model_class": type(model.models[t]).__name__})
+            write_json_atomic(
+                stage_dir / HEADS_DIR / f"{t}.json",
+                {"task": t, "head": task.head.name, "labels": list(task.labels), "model_class": type(model.models[t]).__name__},
+            )
 
     def dev_metrics(self, best):
         if best is None:

@@ -59,11 +59,15 @@ class SingleTask(Objective):
         stage, ctx = self.stage, self.ctx
         self.tokenizer = tokenizer
         self.train_task = self.task.training_task()
-        self.train = load_examples(self.train_task, "train", stage.language, ctx.data_dir, ctx.data_source, stage.on_bad_example, stage.max_train_samples, ctx.seed)
+        self.train = load_examples(
+            self.train_task, "train", stage.language, ctx.data_dir, ctx.data_source, stage.on_bad_example, stage.max_train_samples, ctx.seed
+        )
         self.dev = load_examples(self.task, "dev", stage.language, ctx.data_dir, ctx.data_source, stage.on_bad_example, stage.max_eval_samples, ctx.seed)
         self.task = fit_task_to_data(self.task, self.train, self.dev)  # CCG: supertag set from the training data
         # Tokenise once: cached on disk by (tokenizer, task, split, language, lengths, examples) -- see intertask/data/cache.py
-        self.features = featurize_cached(self.task, self.train.examples, tokenizer, self.max_length, True, stage.doc_stride, "train", stage.language, self.train.files)
+        self.features = featurize_cached(
+            self.task, self.train.examples, tokenizer, self.max_length, True, stage.doc_stride, "train", stage.language, self.train.files
+        )
         if len(self.features) == 0:
             raise ConfigError(f"{self.role} stage {self.task.name}: no training examples after featurisation")
 
@@ -78,7 +82,9 @@ class SingleTask(Objective):
 
     def evaluate(self, model, device) -> dict[str, Any]:
         s = self.stage
-        return evaluate_examples(model, self.tokenizer, self.task, self.dev.examples, s.language, self.max_length, s.eval_batch_size, device, s.doc_stride, f"{self.task.name} dev")
+        return evaluate_examples(
+            model, self.tokenizer, self.task, self.dev.examples, s.language, self.max_length, s.eval_batch_size, device, s.doc_stride, f"{self.task.name} dev"
+        )
 
     def describe(self) -> str:
         return f"{self.task.name}: {len(self.train.examples)} train examples ({len(self.features)} rows), {len(self.dev.examples)} dev"

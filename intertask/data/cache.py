@@ -47,7 +47,7 @@ FEATURIZER_VERSION = 2  # bump when a head's featurize output changes for the sa
 MIN_EXAMPLES = 2000  # below this, disk caching costs more than it saves
 MEMORY_ENTRIES = 8
 
-_memory: collections.OrderedDict[str, Features] = collections.OrderedDict()
+_memory: "collections.OrderedDict[str, Features]" = collections.OrderedDict()
 _memory_lock = threading.Lock()
 _tokenizer_ids: dict[int, tuple[Any, str]] = {}
 
@@ -89,7 +89,7 @@ def _files_meta(files: Sequence[str]) -> list[dict]:
     return meta
 
 
-def feature_key(task: Task, tokenizer, examples: Sequence[Any], max_length: int, train: bool, doc_stride: int, split: str = "", language: str = "") -> str:
+def feature_key(task: "Task", tokenizer, examples: Sequence[Any], max_length: int, train: bool, doc_stride: int, split: str = "", language: str = "") -> str:
     parts = {
         "v": FEATURIZER_VERSION,
         "tokenizer": tokenizer_fingerprint(tokenizer),
@@ -106,7 +106,7 @@ def feature_key(task: Task, tokenizer, examples: Sequence[Any], max_length: int,
 
 
 def featurize_cached(
-    task: Task,
+    task: "Task",
     examples: Sequence[Any],
     tokenizer,
     max_length: int,
@@ -117,7 +117,7 @@ def featurize_cached(
     files: Sequence[str] = (),
     root: Path | None | str = "env",
     min_examples: int | None = None,
-) -> Features:
+) -> "Features":
     """``task.head.featurize(examples, tokenizer, task.labels, max_length, train, doc_stride)``, through the cache."""
     head = task.head
     key = feature_key(task, tokenizer, examples, max_length, train, doc_stride, split, language)
@@ -153,7 +153,7 @@ def clear_memory() -> None:
         _memory.clear()
 
 
-def _read(entry: Path) -> Features | None:
+def _read(entry: Path) -> "Features | None":
     from intertask.models.heads import Features
 
     if not (entry / "meta.pkl").is_file():
@@ -185,7 +185,7 @@ def _quiet(datasets):
             datasets.enable_progress_bars()
 
 
-def _write(entry: Path, features: Features, info: dict) -> None:
+def _write(entry: Path, features: "Features", info: dict) -> None:
     import datasets
 
     entry.parent.mkdir(parents=True, exist_ok=True)

@@ -30,23 +30,23 @@ class LoadedData:
         }
 
 
-def has_data(task: Task, split: str, language: str, data_dir: Path) -> bool:
+def has_data(task: "Task", split: str, language: str, data_dir: Path) -> bool:
     if task.local is None or split not in task.local.files:
         return False
     return all(p.is_file() for p in task.local.paths(data_dir, split, language))
 
 
-def available_languages(task: Task, split: str, data_dir: Path) -> list[str]:
+def available_languages(task: "Task", split: str, data_dir: Path) -> list[str]:
     return [lang for lang in task.languages if has_data(task, split, lang, data_dir)]
 
 
-def hub_falls_back(task: Task, split: str) -> bool:
+def hub_falls_back(task: "Task", split: str) -> bool:
     """With data_source=hub, this task's split is read from local files: the task has no hub copy of it."""
     return task.hub is None or split not in task.hub.splits
 
 
 def load_examples(
-    task: Task,
+    task: "Task",
     split: str,
     language: str,
     data_dir: Path,
@@ -77,7 +77,7 @@ def load_examples(
     return data
 
 
-def _load_local(task: Task, split: str, language: str, data_dir: Path, on_bad_example: str) -> LoadedData:
+def _load_local(task: "Task", split: str, language: str, data_dir: Path, on_bad_example: str) -> LoadedData:
     if task.local is None:
         raise ConfigError(f"task {task.name} has no local file layout; use data_source=hub")
     if split not in task.local.files:
@@ -91,7 +91,7 @@ def _load_local(task: Task, split: str, language: str, data_dir: Path, on_bad_ex
     return LoadedData(examples, [str(p) for p in paths], list(skipped))
 
 
-def _load_hub(task: Task, split: str, language: str) -> LoadedData:
+def _load_hub(task: "Task", split: str, language: str) -> LoadedData:
     if task.hub is None:
         raise ConfigError(f"task {task.name} has no Hugging Face Hub source; use data_source=local")
     import datasets

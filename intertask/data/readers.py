@@ -285,7 +285,7 @@ def _json_line(line: str) -> dict:
     return obj
 
 
-def _jsonl_records(out: _Records, text: str) -> Iterator[tuple[int, int, dict]]:
+def _jsonl_records(out: "_Records", text: str) -> Iterator[tuple[int, int, dict]]:
     """(position, line number, object) for every non-blank line of a JSONL file. `position` counts non-blank
     lines (for alignment with a separate labels file); a line that does not parse goes through the skip policy."""
     position = -1

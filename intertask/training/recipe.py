@@ -85,13 +85,16 @@ def run_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path, role: str)
             if not stage.auto_batch_backoff or stage.batch_size == 1:
                 raise
             smaller = dataclasses.replace(stage, batch_size=stage.batch_size // 2, gradient_accumulation_steps=stage.gradient_accumulation_steps * 2)
-            log(f"[yellow]{role} stage {stage.task}: out of memory at batch_size={stage.batch_size}; restarting with "
-                f"batch_size={smaller.batch_size} x {smaller.gradient_accumulation_steps} accumulation steps[/yellow]")
+            log(
+                f"[yellow]{role} stage {stage.task}: out of memory at batch_size={stage.batch_size}; restarting with "
+                f"batch_size={smaller.batch_size} x {smaller.gradient_accumulation_steps} accumulation steps[/yellow]"
+            )
             remove_checkpoints(stage_dir)  # their data positions belong to the old batch geometry
             (Path(stage_dir) / BEST).unlink(missing_ok=True)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            objective = type(objective)(smaller, ctx, role)
+            override, objective = objective.summary_override, type(objective)(smaller, ctx, role)
+            objective.summary_override = override
 
 
 def _train_stage(objective: Objective, stage_dir: Path) -> dict[str, Any]:
@@ -167,9 +170,9 @@ def _train_stage(objective: Objective, stage_dir: Path) -> dict[str, Any]:
     def checkpoint() -> None:
         progress["loss_sum"] = float(loss_sum.item())
         progress["objective"] = objective.state()
-        state = {"model": trainable_state(accelerator.unwrap_model(model)), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "progress": progress, "rng": rng_state()}  # fmt: skip
         if main:
+            weights = trainable_state(accelerator.unwrap_model(model))
+            state = {"model": weights, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "progress": progress, "rng": rng_state()}
             save_checkpoint(stage_dir, progress["step"], state)
 
     meter: dict[str, Any] = {"seconds": 0.0, "cpu_seconds": 0.0, "tokens": 0, "examples": 0, "steps": 0, "mean_loss": None}
@@ -258,7 +261,7 @@ def _train_stage(objective: Objective, stage_dir: Path) -> dict[str, Any]:
         "device": str(device),
         "processes": accelerator.num_processes,
     }
-    summary = {**summary, **objective.summary_override} if getattr(objective, "summary_override", None) else summary
+    summary.update(objective.summary_override)  # e.g. a size-matched text control reports as its multimodal stage
     if main:
         final = accelerator.unwrap_model(model)
         final.load_state_dict(torch.load(stage_dir / BEST, map_location="cpu", weights_only=True), strict=False)

@@ -42,6 +42,7 @@ class Objective:
     fused_optimizer = True  # fused AdamW (one kernel for all parameters) on CUDA / CPU
     find_unused_parameters = False  # DDP: parameters without a gradient in some steps (multi-task heads)
     stage_dir: Path | None = None  # set by the loop before load()
+    summary_override: dict[str, Any] = {}  # keys that replace the summary's (a size-matched control names its stage)
 
     def __init__(self, stage: StageConfig, ctx: StageContext, role: str):
         self.stage, self.ctx, self.role = stage, ctx, role

@@ -114,6 +114,7 @@ def _train_stage(objective: Objective, stage_dir: Path) -> dict[str, Any]:
         **tracker.accelerator_kwargs(stage_dir),  # tracking: **kwargs
     )
     main = accelerator.is_main_process
+    say = log if main else (lambda message: None)  # one copy of the stage's messages under several processes
     device = accelerator.device
     tokenizer = load_tokenizer(ctx.model.name_or_path)
     objective.stage_dir = stage_dir
@@ -148,7 +149,7 @@ def _train_stage(objective: Objective, stage_dir: Path) -> dict[str, Any]:
     checkpoint_every = stage.checkpoint_every_steps or eval_every
 
     # ---------------------------------------------------------------- train
-    log(f"[bold]{role} stage[/bold] {objective.describe()}, {total_steps} steps")
+    say(f"[bold]{role} stage[/bold] {objective.describe()}, {total_steps} steps")
     tracker.start(accelerator, f"{role}-{objective.name}-{stage_dir.name}", to_dict(stage))  # tracking
     progress = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "history": [], "best": {"score": -math.inf, "step": None, "metrics": None},
                 "loss_sum": 0.0, "loss_count": 0, "objective": {}}  # fmt: skip
@@ -159,7 +160,7 @@ def _train_stage(objective: Objective, stage_dir: Path) -> dict[str, Any]:
         scheduler.load_state_dict(resumed["scheduler"])
         progress = resumed["progress"]
         objective.load_state(progress["objective"])
-        log(f"{role} stage {objective.name}: resuming from step {progress['step']}")
+        say(f"{role} stage {objective.name}: resuming from step {progress['step']}")
 
     # Device accumulators (read at evaluation / checkpoint points only): mean training loss, real tokens.
     acc_dtype = torch.float32 if device.type == "mps" else torch.float64
@@ -271,7 +272,7 @@ def _train_stage(objective: Objective, stage_dir: Path) -> dict[str, Any]:
         (stage_dir / BEST).unlink(missing_ok=True)
     accelerator.wait_for_everyone()
     accelerator.free_memory()
-    log(f"{role} stage {objective.name}: best {objective.main_metric}={best['score']:.4f} at step {best['step']} ({summary['seconds']} s)")
+    say(f"{role} stage {objective.name}: best {objective.main_metric}={best['score']:.4f} at step {best['step']} ({summary['seconds']} s)")
     return summary
 
 

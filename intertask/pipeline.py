@@ -10,6 +10,7 @@ every target and experiment that asks for the same intermediate training.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,8 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import intertask
-from intertask.config import ExperimentConfig, StageConfig, check_model_positions, check_values, config_hash, identity_dict, to_dict
-from intertask.data.loading import has_data
+from intertask.config import ExperimentConfig, StageConfig, check_doc_stride, check_model_positions, check_values, config_hash, identity_dict, to_dict
 from intertask.errors import ConfigError, IntertaskError
 from intertask.evaluation.zero_shot import evaluate_retrieval, evaluate_target, pick_languages, retrieval_split
 from intertask.io import check_output_dir, read_json, stage_lock, write_json_atomic, write_text_atomic
@@ -35,6 +35,7 @@ from intertask.tasks import get_task
 from intertask.tasks.retrieval import RetrievalTask
 from intertask.threads import apply_thread_policy
 from intertask.training.checkpoint import fault_point
+from intertask.training.kinds import validate_stage
 from intertask.training.recipe import StageContext, run_stage
 
 # ----------------------------------------------------------------------------- validation
@@ -60,37 +61,12 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
     for role, stage in stages:
         if stage is None:
             continue
-        if not stage.task:
-            raise ConfigError(f"{role}.task is required")
         from intertask.training.packing import validate_switches
 
         validate_switches(stage, role, cfg.model)  # packing / bucket_lengths (issue 14)
-        from intertask.training.multitask import validate_special_stage
-
-        special = validate_special_stage(stage, role, Path(cfg.data_dir), cfg.data_source, check_data)  # multi-task / MLM
-        if special is not None:
-            notes += special
-            continue
-        task = get_task(stage.task)
-        from intertask.multimodal.stage import validate_multimodal_stage
-
-        notes += validate_multimodal_stage(stage, role, Path(cfg.data_dir), check_data)  # captioning / VQA checks
-        if not task.can_play(role):
-            raise ConfigError(f"{role}.task: task {task.name} cannot be used as {role} task (roles: {', '.join(sorted(task.roles))})")
-        if isinstance(task, RetrievalTask):
-            raise ConfigError(f"{role}.task: {task.name} is a retrieval task (no training); list it in evaluation.retrieval_tasks")
-        if stage.language not in task.languages:
-            raise ConfigError(f"{role}.language: task {task.name} has no language {stage.language!r}")
-        if check_data and cfg.data_source == "local":
-            train_task = task.training_task()
-            for split_task, split in ((train_task, "train"), (task, "dev")):
-                if not has_data(split_task, split, stage.language, cfg.data_dir):
-                    paths = (
-                        split_task.local.paths(cfg.data_dir, split, stage.language)
-                        if split_task.local and split in split_task.local.files
-                        else ["(no local layout)"]
-                    )
-                    raise ConfigError(f"{role}: {split_task.name} {split} data for {stage.language!r} not found: {', '.join(map(str, paths))}")
+        if stage.task and not stage.tasks and get_task(stage.task).head.name.startswith("span_qa"):
+            check_doc_stride(stage, role, cfg.model.max_seq_length)
+        notes += validate_stage(stage, role, Path(cfg.data_dir), cfg.data_source, check_data)  # each stage kind checks its own settings
     if cfg.intermediate is None and not cfg.baseline:
         raise ConfigError("nothing to run: no intermediate task and baseline=false")
     target = get_task(cfg.target.task)
@@ -168,6 +144,17 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     """Run every arm of the experiment and return their result records."""
     apply_thread_policy(announce=True)  # idempotent: the CLI or an executor's worker may have applied it already
     validate_experiment(cfg)
+    ctx = stage_context(cfg)
+    arms: list[tuple[str, StageConfig | None]] = []
+    if cfg.baseline:
+        arms.append((BASELINE, None))
+    if cfg.intermediate is not None:
+        from intertask.multimodal.stage import arm_name  # multimodal controls get their own arm label
+
+        arms.append((arm_name(cfg.intermediate), cfg.intermediate))
+    if int(os.environ.get("RANK", "0")) != 0:  # another process of a data-parallel run: its share of the training only
+        return _train_stages_only(cfg, ctx, arms)
+
     check_output_dir(cfg.output_dir, "output_dir")
     root = Path(cfg.output_dir) / cfg.name
     check_inside(root, cfg.output_dir, "name")
@@ -177,15 +164,6 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"output_dir: cannot create {root}: {exc.strerror or exc}") from None
-    ctx = stage_context(cfg)
-
-    arms: list[tuple[str, StageConfig | None]] = []
-    if cfg.baseline:
-        arms.append((BASELINE, None))
-    if cfg.intermediate is not None:
-        from intertask.multimodal.stage import arm_name  # multimodal controls get their own arm label
-
-        arms.append((arm_name(cfg.intermediate), cfg.intermediate))
 
     records = []
     for arm, intermediate in arms:
@@ -201,21 +179,26 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
 
 def check_inside(path: Path, root: Path | str, key: str) -> None:
     """`path` must stay under `root` (names are checked already; this guards symlinked or odd output dirs)."""
-    import os
 
     resolved, base = Path(os.path.abspath(path)), Path(os.path.abspath(root))
     if resolved != base and base not in resolved.parents:
         raise ConfigError(f"{key}: {path} would be written outside output_dir {root}")
 
 
-def run_intermediate_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path) -> dict[str, Any]:
-    """The intermediate stage: the text recipe, or the multimodal runner for captioning / VQA tasks
-    (same stage-dir layout; only the text encoder is saved in model/)."""
-    from intertask.multimodal.stage import is_multimodal, run_multimodal_stage
-    from intertask.training.multitask import intermediate_runner  # multi-task, continued MLM, or run_stage
+def _train_stages_only(cfg: ExperimentConfig, ctx: StageContext, arms: list[tuple[str, StageConfig | None]]) -> list[dict[str, Any]]:
+    """The stages of every arm, in the order the main process trains them (it alone locks, evaluates and writes)."""
+    for arm, intermediate in arms:
+        encoder_from = cfg.target.init_encoder_from
+        if intermediate is not None:
+            run_intermediate_stage(intermediate, ctx, intermediate_dir(cfg))
+            encoder_from = intermediate_dir(cfg)
+        run_stage(dataclasses.replace(cfg.target, init_encoder_from=encoder_from), ctx, target_dir(cfg, arm, intermediate), "target")
+    return []
 
-    run = run_multimodal_stage if is_multimodal(stage) else intermediate_runner(stage)
-    return run(stage, ctx, stage_dir, "intermediate")
+
+def run_intermediate_stage(stage: StageConfig, ctx: StageContext, stage_dir: Path) -> dict[str, Any]:
+    """The intermediate stage, of any kind (intertask.training.kinds): the one recipe trains it."""
+    return run_stage(stage, ctx, stage_dir, "intermediate")
 
 
 def run_arm(cfg: ExperimentConfig, arm: str, intermediate: StageConfig | None, ctx: StageContext, root: Path, store: ResultsStore) -> dict[str, Any]:

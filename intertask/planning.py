@@ -26,6 +26,7 @@ from intertask.config import ExperimentConfig, StageConfig
 from intertask.errors import ConfigError, IntertaskError
 from intertask.grid import BASELINE, Grid, build_grid, load_grid_data
 from intertask.grid import plan as grid_plan
+from intertask.training.kinds import stage_kind
 
 # English training examples of the published training sets (the X-STILTs paper's Table 1 for the intermediate
 # tasks, the XTREME paper's Table 1 for the targets' English training data); used when no local file is present.
@@ -112,7 +113,7 @@ class Throughput:
 @dataclass
 class PlannedStage:
     role: str
-    task: str  # task name, or "multitask" / "mlm"
+    task: str  # task name (a multi-task stage: "multitask")
     directory: Path
     label: str = ""  # intermediate: task/seed; target: the run's name
     runs: list[str] = field(default_factory=list)  # run names that use this stage
@@ -211,7 +212,7 @@ def _plan_stage(ps: PlannedStage, stage: StageConfig, cfg: ExperimentConfig, cou
     ps.examples_per_step = stage.batch_size * stage.gradient_accumulation_steps
     ps.micro_batches_per_step = stage.gradient_accumulation_steps
     tasks = list(stage.tasks) if stage.tasks else [stage.task]
-    if stage.task == "mlm" or stage.multimodal is not None:
+    if stage_kind(stage) in ("mlm", "captioning", "vqa"):
         tasks = []  # text / image corpora: sized by their own files
     counts = [(t, *count(t, stage, cfg)) for t in tasks]
     if counts and all(n is not None for _, n, _ in counts):

@@ -12,12 +12,12 @@ from typer.testing import CliRunner
 
 from intertask.cli.main import app
 from intertask.config import ExperimentConfig, MLMConfig, ModelConfig, StageConfig, from_dict
+from intertask.data.mlm import featurize_lines, mask_batch
 from intertask.errors import ConfigError
 from intertask.models.loading import build_model, encoder_state_dict, load_tokenizer
 from intertask.pipeline import validate_experiment
 from intertask.tasks import get_task
-from intertask.training.mlm import featurize_lines, mask_batch, run_mlm_stage
-from intertask.training.recipe import StageContext
+from intertask.training.recipe import StageContext, run_stage
 
 REPO = Path(__file__).resolve().parent.parent
 LINES = ["the cat sat on the mat while the dogs ran in the park", "people walked home after work and the cat slept"] * 50
@@ -70,7 +70,7 @@ def test_mlm_stage_runs_records_head_init_and_hands_off(tiny_model, tmp_path):
     ctx = StageContext(model=ModelConfig(name_or_path=str(tiny_model)), seed=2, data_dir=data)
     stage = StageConfig(task="mlm", mlm=MLMConfig(languages=["en", "ru"], masking="whole_word", dev_lines=5), max_steps=4, eval_every_steps=2,
                         batch_size=8, eval_batch_size=8, learning_rate=1e-3, max_seq_length=32)  # fmt: skip
-    summary = run_mlm_stage(stage, ctx, tmp_path / "mlm", "intermediate")
+    summary = run_stage(stage, ctx, tmp_path / "mlm", "intermediate")
     dm = summary["dev_metrics"]
     assert summary["steps"] == 4 and len(summary["history"]) == 2
     assert 0.0 <= dm["accuracy"] <= 1.0 and dm["perplexity"] == pytest.approx(torch.tensor(dm["loss"]).exp().item(), rel=1e-4)

@@ -200,3 +200,48 @@ def test_auto_batch_backoff_keeps_the_effective_batch(tiny_model, sample_data, t
     summary = run_stage(stage, ctx, tmp_path / "stage", "target")
     assert summary["steps"] == 3
     assert (summary["config"]["batch_size"], summary["config"]["gradient_accumulation_steps"]) == (4, 2)
+
+
+# ----------------------------------------------------------------------------- every stage kind (issue 13)
+
+STAGE_SCRIPT = Path(__file__).resolve().parent / "stage_kinds.py"
+
+
+def run_kind(kind: str, root: Path, stage_dir: Path, fault: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "INTERTASK_PROGRESS": "0", "INTERTASK_FEATURE_CACHE": "off", "OMP_NUM_THREADS": "1"}
+    env.pop("INTERTASK_FAULT", None)
+    if fault:
+        env["INTERTASK_FAULT"] = fault
+    return subprocess.run([sys.executable, str(STAGE_SCRIPT), kind, str(root), str(stage_dir)], env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def kinds_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("kinds")
+    sys.path.insert(0, str(STAGE_SCRIPT.parent))
+    from stage_kinds import fixtures
+
+    fixtures(root)
+    return root
+
+
+@pytest.mark.parametrize("kind", ["single", "multitask", "mlm", "captioning", "vqa"])
+def test_every_stage_kind_resumes_bit_exactly_after_kill_minus_9(kind, kinds_root, tmp_path):
+    from safetensors.torch import load_file
+
+    reference = run_kind(kind, kinds_root, tmp_path / "reference")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    killed = run_kind(kind, kinds_root, tmp_path / "resumed", fault="intermediate:step:5")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    state = ckpt.load_latest_checkpoint(tmp_path / "resumed")  # data only: torch.load(weights_only=True)
+    assert state["progress"]["step"] == 4
+    resumed = run_kind(kind, kinds_root, tmp_path / "resumed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from step 4" in resumed.stderr
+    a, b = (json.loads((tmp_path / d / STAGE_FILE).read_text()) for d in ("reference", "resumed"))
+    assert a["history"] == b["history"] and a["dev_metrics"] == b["dev_metrics"] and a["steps"] == b["steps"] == 6
+    assert a["throughput"]["mean_loss"] == b["throughput"]["mean_loss"]
+    weights = [load_file(tmp_path / d / "model" / "model.safetensors") for d in ("reference", "resumed")]
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key

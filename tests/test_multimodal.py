@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -18,12 +19,12 @@ from intertask.models.loading import build_model
 from intertask.models.tiny import build_tiny_model
 from intertask.multimodal.images import COLORS, ImageFolder, draw_shapes, make_shapes_dataset, synthetic_texts
 from intertask.multimodal.metrics import normalize_answer, recall_at_k, retrieval_recall, simple_soft_score, vqa_accuracy, vqa_soft_score
-from intertask.multimodal.stage import HEADS_FILE, arm_name, image_features, run_multimodal_stage
+from intertask.multimodal.stage import HEADS_FILE, arm_name, image_features
 from intertask.multimodal.tasks import caption_pairs
 from intertask.multimodal.vision import FeatureCache, HFVisionEncoder, PixelEncoder, build_tiny_vision_model, load_feature_file
 from intertask.pipeline import validate_experiment
 from intertask.tasks import get_task
-from intertask.training.recipe import StageContext
+from intertask.training.recipe import StageContext, run_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_STAGE_KEYS = {"role", "task", "task_version", "config", "best_step", "dev_metrics", "main_metric", "history", "steps", "data", "seconds", "device", "mixed_precision"}
@@ -190,7 +191,7 @@ def test_precomputed_feature_files(tmp_path):
 
 def test_contrastive_captioning_learns_and_hands_off_text_encoder(world):
     out = world["root"] / "cap"
-    summary = run_multimodal_stage(stage("synthetic_captioning", 150), world["ctx"], out)
+    summary = run_stage(stage("synthetic_captioning", 150), world["ctx"], out, "intermediate")
     print("captioning dev:", summary["dev_metrics"])
     assert summary["dev_metrics"]["t2i_r1"] > 10 * CHANCE_R1 and summary["dev_metrics"]["i2t_r1"] > 10 * CHANCE_R1
     assert RUN_STAGE_KEYS <= set(summary) and (out / "stage.json").is_file() and (out / HEADS_FILE).is_file()
@@ -205,12 +206,12 @@ def test_contrastive_captioning_learns_and_hands_off_text_encoder(world):
         assert torch.equal(target_state[name], tensor), name
     assert not torch.equal(saved["embeddings.word_embeddings.weight"], initial["embeddings.word_embeddings.weight"])
     # the stage is reused, not retrained
-    assert run_multimodal_stage(stage("synthetic_captioning", 150), world["ctx"], out)["seconds"] == summary["seconds"]
+    assert run_stage(stage("synthetic_captioning", 150), world["ctx"], out, "intermediate")["seconds"] == summary["seconds"]
 
 
 def test_vqa_late_fusion_learns_and_text_only_control_does_not(world):
-    full = run_multimodal_stage(stage("synthetic_vqa", 160, lr=5e-3), world["ctx"], world["root"] / "vqa")
-    text = run_multimodal_stage(stage("synthetic_vqa", 160, lr=5e-3, control="text_only"), world["ctx"], world["root"] / "vqa-text")
+    full = run_stage(stage("synthetic_vqa", 160, lr=5e-3), world["ctx"], world["root"] / "vqa", "intermediate")
+    text = run_stage(stage("synthetic_vqa", 160, lr=5e-3, control="text_only"), world["ctx"], world["root"] / "vqa-text", "intermediate")
     acc, text_acc = full["dev_metrics"]["vqa_accuracy"], text["dev_metrics"]["vqa_accuracy"]
     print(f"vqa accuracy: late fusion {acc:.3f}, question only {text_acc:.3f}")
     assert acc > 0.6 and acc > text_acc + 0.2
@@ -218,27 +219,27 @@ def test_vqa_late_fusion_learns_and_text_only_control_does_not(world):
 
 
 def test_shuffle_images_breaks_grounding(world):
-    summary = run_multimodal_stage(stage("synthetic_captioning", 100, control="shuffle_images"), world["ctx"], world["root"] / "shuffled")
+    summary = run_stage(stage("synthetic_captioning", 100, control="shuffle_images"), world["ctx"], world["root"] / "shuffled", "intermediate")
     print("shuffled dev:", summary["dev_metrics"])
     assert summary["dev_metrics"]["t2i_r1"] < 5 * CHANCE_R1
 
 
 def test_text_only_captioning_never_touches_images(world):
     encoder = CountingEncoder()
-    summary = run_multimodal_stage(stage("synthetic_captioning", 20, control="text_only"), world["ctx"], world["root"] / "text-only", vision_encoder=encoder)
+    summary = run_stage(stage("synthetic_captioning", 20, control="text_only"), dataclasses.replace(world["ctx"], vision_encoder=encoder), world["root"] / "text-only", "intermediate")
     assert encoder.calls == 0 and summary["data"]["images"] is None and summary["multimodal"]["control"] == "text_only"
 
 
 def test_matching_formulation_and_visual_prefix_run(world, tmp_path):
-    itm = run_multimodal_stage(stage("synthetic_captioning", 30, formulation="matching"), world["ctx"], tmp_path / "itm")
+    itm = run_stage(stage("synthetic_captioning", 30, formulation="matching"), world["ctx"], tmp_path / "itm", "intermediate")
     assert set(itm["dev_metrics"]) >= {"t2i_r1", "i2t_r5", "mean_recall"}
     encoder = HFVisionEncoder(str(build_tiny_vision_model(tmp_path / "vit")))
-    prefix = run_multimodal_stage(stage("synthetic_vqa", 30, fusion="prefix", vision_model="unused"), world["ctx"], tmp_path / "prefix", vision_encoder=encoder)
+    prefix = run_stage(stage("synthetic_vqa", 30, fusion="prefix", vision_model="unused"), dataclasses.replace(world["ctx"], vision_encoder=encoder), tmp_path / "prefix", "intermediate")
     assert 0.0 <= prefix["dev_metrics"]["vqa_accuracy"] <= 1.0 and prefix["data"]["vision"] == encoder.encoder_id
 
 
 def test_text_matched_control_is_size_matched(world, tmp_path):
-    summary = run_multimodal_stage(stage("synthetic_captioning", 12, control="text_matched"), world["ctx"], tmp_path / "matched")
+    summary = run_stage(stage("synthetic_captioning", 12, control="text_matched"), world["ctx"], tmp_path / "matched", "intermediate")
     assert summary["task"] == "synthetic_captioning_paraphrase" and summary["steps"] == 12
     assert summary["data"]["train"]["examples"] == summary["multimodal"]["train_examples"] == 720
     assert RUN_STAGE_KEYS <= set(summary)

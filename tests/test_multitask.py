@@ -8,20 +8,29 @@ from pathlib import Path
 
 import pytest
 import torch
+from intermediate_fixtures import write_intermediate_data
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from intermediate_fixtures import write_intermediate_data
 from intertask.cli.main import app
-from intertask.config import ModelConfig, SamplingConfig, StageConfig, from_dict, ExperimentConfig
+from intertask.config import ExperimentConfig, ModelConfig, SamplingConfig, StageConfig, from_dict
+from intertask.data.samplers import MultiTaskBatches, task_probabilities
 from intertask.errors import ConfigError
 from intertask.models.loading import build_model, encoder_state_dict
 from intertask.pipeline import validate_experiment
 from intertask.tasks import get_task
-from intertask.training.multitask import MultiTaskBatches, run_multitask_stage, task_probabilities
-from intertask.training.recipe import StageContext
+from intertask.training.recipe import StageContext, run_stage
 
 SIZES = {"a": 100, "b": 400, "c": 1600}
+
+
+def endless(sampler):
+    """(task, that task's row indices) batches, epoch after epoch."""
+    epoch = 0
+    while True:
+        sampler.set_epoch(epoch)
+        yield from sampler.tagged()
+        epoch += 1
 
 
 @pytest.mark.parametrize(
@@ -45,7 +54,7 @@ def test_sampler_proportions_match(strategy):
     probs = task_probabilities(SIZES, sampling)
     sampler = MultiTaskBatches({t: [10] * n for t, n in SIZES.items()}, 4, probs, seed=0)
     draws = 20000
-    it = iter(sampler)
+    it = endless(sampler)
     counts = Counter(next(it)[0] for _ in range(draws))
     for t, p in probs.items():
         assert counts[t] / draws == pytest.approx(p, abs=0.015), (t, counts)
@@ -54,7 +63,7 @@ def test_sampler_proportions_match(strategy):
 def test_each_task_sees_every_example_once_per_epoch():
     sampler = MultiTaskBatches({"a": [5] * 10, "b": list(range(1, 8))}, 3, {"a": 0.5, "b": 0.5}, seed=1)
     seen: dict[str, list[int]] = {"a": [], "b": []}
-    it = iter(sampler)
+    it = endless(sampler)
     while len(seen["a"]) < 10 or len(seen["b"]) < 7:
         task, idx = next(it)
         seen[task] += idx
@@ -93,7 +102,7 @@ def multitask_run(tiny_model, tmp_path_factory):
                         eval_every_steps=4, batch_size=4, eval_batch_size=8, max_train_samples=12, max_eval_samples=6, max_seq_length=64, learning_rate=1e-3)  # fmt: skip
     ctx = StageContext(model=ModelConfig(name_or_path=str(tiny_model)), seed=5, data_dir=data)
     out = tmp_path_factory.mktemp("mt") / "stage"
-    return run_multitask_stage(stage, ctx, out, "intermediate"), out
+    return run_stage(stage, ctx, out, "intermediate"), out
 
 
 def test_multitask_stage_writes_everything(multitask_run):
@@ -127,7 +136,7 @@ def test_multitask_encoder_hands_off_to_any_head(multitask_run, tiny_model):
 
 
 def test_shared_encoder_is_one_module(tiny_model):
-    from intertask.training.multitask import MultiTaskModel
+    from intertask.models.multitask import MultiTaskModel
 
     tasks = [get_task("qqp"), get_task("hellaswag"), get_task("squad_v2")]
     model = MultiTaskModel({t.name: build_model(t, str(tiny_model)) for t in tasks})

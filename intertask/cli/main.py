@@ -71,14 +71,25 @@ def _quiet_libraries() -> None:
     transformers.logging.disable_progress_bar()
 
 
+def launch_command(processes: int, run_args: list[str]) -> list[str]:
+    """``torchrun --standalone --nproc-per-node N -m intertask.cli.main run ARGS``: N processes of one machine."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", "-m", "intertask.cli.main", "run", *run_args]
+
+
 @app.command()
 def run(
     config: Path = typer.Argument(..., help="YAML preset, e.g. configs/quickstart.yaml"),
     overrides: list[str] | None = typer.Argument(None, help="dotted key=value overrides, e.g. target.max_steps=10"),
+    processes: int = typer.Option(1, "--processes", min=1, help="data-parallel training on N processes of this machine (N GPUs, or N CPU processes with gloo)"),
 ) -> None:
     """Run an experiment: \\[intermediate task] -> target task -> zero-shot evaluation, with the baseline."""
     from intertask.config import load_config
 
+    if processes > 1 and "WORLD_SIZE" not in os.environ:  # re-launch through torchrun (accelerate reads its environment)
+        import subprocess
+
+        cmd = launch_command(processes, [str(config), *(overrides or [])])
+        raise typer.Exit(code=subprocess.run(cmd).returncode)
     try:
         cfg = load_config(config, overrides or [])
         from intertask.pipeline import run_experiment  # imports torch: after the config is known to be valid

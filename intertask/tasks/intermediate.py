@@ -3,7 +3,7 @@
 Records: ``anli_plus`` (ANLI R1-R3 + MNLI + SNLI + FEVER-NLI, as the paper combines them), ``anli``, ``qqp``,
 ``squad_v2`` (null answers; dev scored with the best null threshold), ``hellaswag``, ``commonsenseqa``, ``cosmosqa``,
 ``siqa``, ``ccg`` (supertags; label set taken from the training data) and ``mlm`` (plain text per language for the
-continued-MLM baseline, run by :mod:`intertask.training.mlm`). ``mnli`` and ``squad_v1`` live with their families
+continued-MLM baseline, run by :mod:`intertask.training.objectives.mlm`). ``mnli`` and ``squad_v1`` live with their families
 (sentence_pair.py, span_qa.py).
 
 Translate-train: every record here reads machine-translated training data through :class:`TranslatableFiles`:
@@ -247,7 +247,7 @@ class DataLabelledTask(Task):
 
 
 class MaskedLMHead(Head):
-    """Continued masked-language modelling (the MLM baseline). Trained by intertask.training.mlm, not by the
+    """Continued masked-language modelling (the MLM baseline). Trained by intertask.training.objectives.mlm, not by the
     single-task recipe; the record exists so data, languages and validation work like any other task's."""
 
     name = "masked_lm"
@@ -257,8 +257,8 @@ class MaskedLMHead(Head):
 MASKED_LM = MaskedLMHead()
 
 
-def _mlm_scores(predictions: Any, references: Any) -> dict[str, float]:  # computed in intertask.training.mlm
-    raise NotImplementedError("MLM dev metrics are computed by intertask.training.mlm")
+def _mlm_scores(predictions: Any, references: Any) -> dict[str, float]:  # computed in intertask.models.masked_lm
+    raise NotImplementedError("MLM dev metrics are computed by intertask.models.masked_lm")
 
 
 masked_lm_accuracy = Metric(name="masked_lm", primary="accuracy", fn=_mlm_scores)

@@ -54,7 +54,7 @@ class MultimodalHead(Head):
         self.name = name
 
     def build_model(self, name_or_path, labels=()):  # pragma: no cover - guarded by the pipeline's dispatch
-        raise ConfigError(f"{self.name} tasks are multimodal: they run through intertask.multimodal.stage.run_multimodal_stage")
+        raise ConfigError(f"{self.name} tasks are multimodal: they train through the multimodal objective (intertask.training.objectives.multimodal)")
 
 
 CAPTIONING = MultimodalHead("captioning")

@@ -31,6 +31,7 @@ import torch
 from intertask.config import LoggingConfig
 from intertask.errors import ConfigError
 from intertask.progress import log
+from intertask.training.packing import batch_examples
 
 TENSORBOARD_DIR = "tensorboard"  # inside the stage directory
 # tracker -> the packages that provide it (any one is enough; accelerate's TensorBoard tracker takes either)
@@ -115,8 +116,7 @@ class StageTracker:
         if mask is not None:
             n = mask.sum()
             self._tokens = n if self._tokens is None else self._tokens + n
-        ids = batch.get("input_ids")
-        self._examples += int(ids.shape[0]) if ids is not None else 0
+        self._examples += batch_examples(batch) if "input_ids" in batch else 0  # packed rows hold several examples
         self._batches += 1
 
     def step(self, step: int, lr: float | None = None, grad_norm: torch.Tensor | float | None = None) -> None:

@@ -304,6 +304,8 @@ NAME_CASES += [
     Case("names-model-file", lambda f: ov(f, f"model.name_or_path={f.config()}"), "is a file, expected a model directory"),
     Case("names-model-offline-typo", lambda f: ov(f, "model.name_or_path=xlm-robreta-base"), "neither a local directory nor a cached hub model"),
     Case("names-model-invalid-id", lambda f: ov(f, "model.name_or_path=a/b/c/"), "no such directory"),
+    Case("names-grid-model-offline-typo", _with("model.name_or_path=xlm-robreta-base", command="grid"), "neither a local directory nor a cached hub model"),
+    Case("names-validate-model-missing", _with("--set", "model.name_or_path=./nomodel", command="validate"), "no such directory"),
     Case("names-init-encoder-missing", lambda f: ov(f, f"target.init_encoder_from={f.ws / 'x'}"), "init_encoder_from"),
 ]
 

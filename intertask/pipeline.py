@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import intertask
-from intertask.config import ExperimentConfig, StageConfig, check_model_positions, check_values, config_hash, identity_dict, to_dict
+from intertask.config import ExperimentConfig, StageConfig, check_doc_stride, check_model_positions, check_values, config_hash, identity_dict, to_dict
 from intertask.data.loading import has_data
 from intertask.errors import ConfigError, IntertaskError
 from intertask.evaluation.zero_shot import evaluate_retrieval, evaluate_target, pick_languages, retrieval_split
@@ -65,6 +65,8 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
         from intertask.multimodal.stage import validate_multimodal_stage
 
         notes += validate_multimodal_stage(stage, role, Path(cfg.data_dir), check_data)  # captioning / VQA checks
+        if task.head.name.startswith("span_qa"):
+            check_doc_stride(stage, role, cfg.model.max_seq_length)
         if not task.can_play(role):
             raise ConfigError(f"{role}.task: task {task.name} cannot be used as {role} task (roles: {', '.join(sorted(task.roles))})")
         if isinstance(task, RetrievalTask):

@@ -616,13 +616,10 @@ def check_stage(stage: StageConfig, role: str, model_max_length: int = 512) -> N
         raise bad("weight_decay", "a number >= 0", stage.weight_decay)
     if not _finite(stage.max_grad_norm) or stage.max_grad_norm < 0:
         raise bad("max_grad_norm", "a number >= 0 (0: no clipping)", stage.max_grad_norm)
-    window = stage.max_seq_length if stage.max_seq_length is not None else model_max_length
     if stage.max_seq_length is not None and stage.max_seq_length < 8:
         raise bad("max_seq_length", "at least 8 tokens, or null (model.max_seq_length)", stage.max_seq_length)
-    # doc_stride (span QA): the default (128) is capped at half the room left for the context; a value set by hand must
-    # fit in the window, or the windows would not advance.
-    if stage.doc_stride < 1 or (stage.doc_stride != DEFAULT_DOC_STRIDE and stage.doc_stride >= window):
-        raise bad("doc_stride", f"an overlap of 1 to {window - 1} tokens (less than the window, max_seq_length={window})", stage.doc_stride)
+    if stage.doc_stride < 1:
+        raise bad("doc_stride", "an overlap of at least 1 token", stage.doc_stride)
     if stage.dataloader_workers < 0:
         raise bad("dataloader_workers", "an integer >= 0", stage.dataloader_workers)
     if stage.init_encoder_from is not None and "\x00" in str(stage.init_encoder_from):
@@ -634,6 +631,16 @@ def check_stage(stage: StageConfig, role: str, model_max_length: int = 512) -> N
             raise bad("sampling.temperature", "a positive number", stage.sampling.temperature)
         if stage.sampling.cap is not None and stage.sampling.cap < 1:
             raise bad("sampling.cap", "a positive integer", stage.sampling.cap)
+
+
+def check_doc_stride(stage: StageConfig, role: str, model_max_length: int) -> None:
+    """Span QA stages: a doc_stride set by hand must be less than the window, or the windows would not advance (the
+    default, 128, is capped at half the room left for the context). Other tasks ignore doc_stride."""
+    window = stage.max_seq_length if stage.max_seq_length is not None else model_max_length
+    if stage.doc_stride != DEFAULT_DOC_STRIDE and stage.doc_stride >= window:
+        raise ConfigError(
+            f"{role}.doc_stride: expected an overlap of 1 to {window - 1} tokens (less than the window, max_seq_length={window}), got {stage.doc_stride}"
+        )
 
 
 def model_positions(name_or_path: str | Path) -> tuple[int, str] | None:

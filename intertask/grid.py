@@ -341,6 +341,10 @@ def run_grid(grid: Grid, executor: Any | None = None, show_progress: bool = True
             for r in grid.runs
         ],
     }
+    from intertask.models.source import check_model_source
+
+    for model in sorted({r.cfg.model.name_or_path for r in grid.runs}):  # each model once (a hub id: one look-up)
+        check_model_source(model, "model.name_or_path")
     ResultsStore(grid.output_dir / STORE_FILE).check_writable()  # before any job: a store that cannot take results fails now
     write_json_atomic(grid.output_dir / "grids" / f"{_tag(grid.name)}.json", manifest)
     say(

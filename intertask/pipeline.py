@@ -48,12 +48,6 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
     """
     notes: list[str] = []
     check_values(cfg)  # ranges and safe names, before any file is touched
-    if check_data:  # the model is there (a typo fails now, not after the first stage); may ask the hub once
-        check_model_source(cfg.model.name_or_path, "model.name_or_path")
-        for role in ("intermediate", "target"):
-            stage = getattr(cfg, role)
-            if stage is not None and stage.init_encoder_from is not None:
-                check_model_source(stage.init_encoder_from, f"{role}.init_encoder_from")
     check_model_positions(cfg)
     if check_data and cfg.data_source == "local" and not Path(cfg.data_dir).is_dir():
         raise ConfigError(data_dir_hint(cfg.data_dir, "data_dir"))
@@ -82,6 +76,17 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
     if check_data and not Path(cfg.data_dir).is_dir():
         raise ConfigError(data_dir_hint(cfg.data_dir, "data_dir"))
     return notes
+
+
+def check_models(cfg: ExperimentConfig) -> None:
+    """The model (and any init_encoder_from) can be loaded: a typo fails now, not after the first stage.
+
+    Kept out of validate_experiment (called for every grid point): a hub id may be looked up on the hub once."""
+    check_model_source(cfg.model.name_or_path, "model.name_or_path")
+    for role in ("intermediate", "target"):
+        stage = getattr(cfg, role)
+        if stage is not None and stage.init_encoder_from is not None:
+            check_model_source(stage.init_encoder_from, f"{role}.init_encoder_from")
 
 
 def data_dir_hint(data_dir: Path | str, option: str) -> str:
@@ -144,6 +149,7 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     """Run every arm of the experiment and return their result records."""
     apply_thread_policy(announce=True)  # idempotent: the CLI or an executor's worker may have applied it already
     validate_experiment(cfg)
+    check_models(cfg)
     ctx = stage_context(cfg)
     arms: list[tuple[str, StageConfig | None]] = []
     if cfg.baseline:

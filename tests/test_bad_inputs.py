@@ -242,7 +242,8 @@ VALUES = [
     ("model-seq-beyond-positions", "model.max_seq_length=4096", "model.max_seq_length: 4096 is beyond"),
     ("eval-every-zero", "target.eval_every_steps=0", "target.eval_every_steps: expected a positive integer"),
     ("checkpoint-every-negative", "target.checkpoint_every_steps=-1", "target.checkpoint_every_steps"),
-    ("doc-stride-window", "target.doc_stride=64", "target.doc_stride: expected an overlap"),
+    ("doc-stride-window", "target={task: squad_v1, max_seq_length: 64, doc_stride: 64}", "target.doc_stride: expected an overlap of 1 to 63"),
+    ("doc-stride-beyond", "intermediate={task: squad_v1, doc_stride: 500}", "intermediate.doc_stride"),
     ("doc-stride-zero", "target.doc_stride=0", "target.doc_stride"),
     ("batch-zero", "target.batch_size=0", "target.batch_size: expected a positive integer"),
     ("batch-negative", "target.batch_size=-4", "target.batch_size"),
@@ -304,6 +305,8 @@ NAME_CASES += [
     Case("names-model-file", lambda f: ov(f, f"model.name_or_path={f.config()}"), "is a file, expected a model directory"),
     Case("names-model-offline-typo", lambda f: ov(f, "model.name_or_path=xlm-robreta-base"), "neither a local directory nor a cached hub model"),
     Case("names-model-invalid-id", lambda f: ov(f, "model.name_or_path=a/b/c/"), "no such directory"),
+    Case("names-grid-model-offline-typo", _with("model.name_or_path=xlm-robreta-base", command="grid"), "neither a local directory nor a cached hub model"),
+    Case("names-validate-model-missing", _with("--set", "model.name_or_path=./nomodel", command="validate"), "no such directory"),
     Case("names-init-encoder-missing", lambda f: ov(f, f"target.init_encoder_from={f.ws / 'x'}"), "init_encoder_from"),
 ]
 

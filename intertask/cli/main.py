@@ -104,7 +104,7 @@ def run(
 def validate(
     configs: list[Path] = typer.Argument(..., help="one or more YAML presets"),
     overrides: list[str] = typer.Option([], "--set", help="dotted key=value override (repeatable)"),
-    check_data: bool = typer.Option(True, help="also check that the data files and the model exist"),
+    check_data: bool = typer.Option(True, help="also check that the data files and the model exist (the model: not for grid presets)"),
 ) -> None:
     """Validate presets without running them (schema, tasks, roles, languages, data files)."""
     from intertask.config import load_config
@@ -121,6 +121,10 @@ def validate(
                 from intertask.pipeline import validate_experiment
 
                 notes = validate_experiment(cfg, check_data=check_data)
+                if check_data:
+                    from intertask.pipeline import check_models
+
+                    check_models(cfg)
             typer.secho(f"ok: {path}", fg=typer.colors.GREEN)
             for note in notes:
                 typer.echo(f"  {note}")

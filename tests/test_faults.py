@@ -22,6 +22,7 @@ import torch
 from typer.testing import CliRunner
 
 from intertask.cli.main import app
+from intertask.errors import IntertaskError
 from intertask.results.store import ResultsStore
 from intertask.training import checkpoint as ckpt
 from intertask.training.recipe import STAGE_FILE
@@ -143,7 +144,7 @@ def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, m
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(ckpt.torch, "save", full_disk)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(IntertaskError, match="No space left on device.*previous checkpoint is kept"):
         ckpt.save_checkpoint(tmp_path, 4, {"progress": {"step": 4}, "w": torch.zeros(3)})
     monkeypatch.setattr(ckpt.torch, "save", real_save)
     state = ckpt.load_latest_checkpoint(tmp_path)

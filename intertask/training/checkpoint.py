@@ -76,9 +76,13 @@ def save_checkpoint(stage_dir: Path, step: int, state: dict[str, Any], keep: int
     """Write a complete checkpoint, then point LATEST at it, then drop older ones."""
     root = Path(stage_dir) / CHECKPOINTS
     directory = root / f"step-{step:07d}"
-    directory.mkdir(parents=True, exist_ok=True)
-    save_torch_atomic(state, directory / "state.pt")
-    write_text_atomic(root / LATEST, directory.name + "\n")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        save_torch_atomic(state, directory / "state.pt")
+        write_text_atomic(root / LATEST, directory.name + "\n")
+    except OSError as exc:  # e.g. a full disk: the previous checkpoint (if any) stays the one LATEST names
+        reason = exc.strerror or exc
+        raise IntertaskError(f"{directory}: cannot write the checkpoint ({reason}); the previous checkpoint is kept, free space and re-run to resume") from None
     older = sorted(p for p in root.iterdir() if p.is_dir() and p.name != directory.name)
     for stale in older[: max(0, len(older) - (keep - 1))]:
         shutil.rmtree(stale, ignore_errors=True)

@@ -187,7 +187,7 @@ def _train_stage(objective: Objective, stage_dir: Path) -> dict[str, Any]:
     excluded = [0.0, 0.0]  # evaluation and checkpoint time, left out of the throughput
     loop_start = (time.perf_counter(), time.process_time())
     model.train()
-    with stop_requests() as stop, progress_bar(f"{role}: {objective.name}", total=total_steps) as advance:
+    with stop_requests() as stop, progress_bar(f"{role}: {objective.name}", total=total_steps, unit="steps") as advance:
         advance(progress["step"])
         while progress["step"] < total_steps:
             sampler.set_epoch(progress["epoch"])
@@ -222,7 +222,7 @@ def _train_stage(objective: Objective, stage_dir: Path) -> dict[str, Any]:
                     entry = {"step": step, "epoch": progress["epoch"], "loss": loss_now, **scores, **objective.history_extras()}
                     progress["history"].append(entry)
                     tracker.evaluation(step, scores)  # tracking
-                    advance(0, loss=entry["loss"])  # the bar's loss: read at evaluation points only
+                    advance(0, loss=entry["loss"], dev=scores[objective.main_metric])  # read at evaluation points only
                     if scores[objective.main_metric] > progress["best"]["score"]:
                         progress["best"] = {"score": scores[objective.main_metric], "step": step, "metrics": scores}
                         if main:

@@ -49,9 +49,12 @@ def validate_experiment(cfg: ExperimentConfig, check_data: bool = True) -> list[
     notes: list[str] = []
     check_values(cfg)  # ranges and safe names, before any file is touched
     check_model_positions(cfg)
+    stages = [("intermediate", cfg.intermediate), ("target", cfg.target)]
+    for role, stage in stages:  # an incomplete config is named before anything is looked up on disk
+        if stage is not None and not stage.task and not stage.tasks:
+            raise ConfigError(f"{role}.task is required")
     if check_data and cfg.data_source == "local" and not Path(cfg.data_dir).is_dir():
         raise ConfigError(data_dir_hint(cfg.data_dir, "data_dir"))
-    stages = [("intermediate", cfg.intermediate), ("target", cfg.target)]
     for role, stage in stages:
         if stage is None:
             continue

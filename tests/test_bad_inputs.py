@@ -841,7 +841,12 @@ def test_signal_stops_with_130(row, fx: Fx, trained) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "INTERTASK_PROGRESS": "1" if command == "eval" else "0"}
     log = fx.ws.parent / "stderr.log"  # a file, not a pipe: read while the command runs
     with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "intertask", *map(str, args)], stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+        # A test runner started in the background of a non-interactive shell inherits SIGINT ignored, and Python then
+        # keeps it ignored (as it should); give the command the disposition of a terminal's foreground job.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "intertask", *map(str, args)], stdout=subprocess.PIPE, stderr=err, text=True, env=env,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     deadline = time.time() + 120
     # Wait until the work has started (a stage directory, or the first finished embedding pass), then interrupt.
     while time.time() < deadline and proc.poll() is None:

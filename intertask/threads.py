@@ -12,8 +12,11 @@ The policy (:func:`decide`, applied by :func:`apply_thread_policy`):
   taskset, SLURM's cpu binding, docker ``--cpuset-cpus``) capped by the cgroup CPU quota (v2 ``cpu.max``, v1
   ``cpu.cfs_quota_us / cpu.cfs_period_us``, every level up to the root; docker ``--cpus``, Kubernetes limits),
   rounded up; ``--threads N`` / ``INTERTASK_THREADS=N`` override it, and a user's ``OMP_NUM_THREADS`` is respected;
-* OpenMP workers wait passively (``OMP_WAIT_POLICY=PASSIVE``; GNU libgomp then sleeps at once; ``KMP_BLOCKTIME=0``
-  for Intel's runtime) unless the user set these variables;
+* OpenMP workers wait passively (``OMP_WAIT_POLICY=PASSIVE``; ``KMP_BLOCKTIME=0`` for Intel's runtime) after a
+  short spin (``GOMP_SPINCOUNT=1000``, about 10 us, for GNU libgomp, whose passive policy otherwise sleeps at once)
+  unless the user set these variables. libgomp's default spins ~3 ms before sleeping, which wastes the cores under
+  contention; sleeping at once costs a futex wake-up per parallel region, 10-15 % on an idle machine; the short spin
+  kept most of the idle speed and most of the speed under load (docs/performance.md);
 * torch inter-op threads: 1 (eager models do not use that pool; it is created lazily, but smaller is safer);
 * faiss (its own OpenMP) gets the same number of threads as torch;
 * tokenizers: ``TOKENIZERS_PARALLELISM=false`` unless set (featurisation runs once and is cached; parallel Rust
@@ -41,6 +44,9 @@ from pathlib import Path
 
 ENV_THREADS = "INTERTASK_THREADS"
 _WAIT_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+# libgomp reads GOMP_SPINCOUNT before (and instead of) the spin that OMP_WAIT_POLICY implies: only ours to set when
+# the wait policy is ours too (a user's OMP_WAIT_POLICY=ACTIVE must keep spinning).
+SPIN_DEFAULT = ("GOMP_SPINCOUNT", "1000")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -178,6 +184,8 @@ def decide(threads: int | None = None, root: Path = CGROUP_ROOT, proc_cgroup: st
     else:
         n, source = cpus, "cpus"
     wait = os.environ.get("OMP_WAIT_POLICY", "ACTIVE (default)").upper()
+    if os.environ.get(SPIN_DEFAULT[0]):
+        wait += f", spin {os.environ[SPIN_DEFAULT[0]]}"
     if _state.get("wait_env_late") and os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" and not _state.get("wait_user"):
         wait = "ACTIVE (torch loaded first)"
     return ThreadPolicy(intra_op=n, inter_op=1, cpus=cpus, source=source, wait_policy=wait, limits=limits)
@@ -202,7 +210,10 @@ def prepare_environment() -> None:
     _state["prepared"] = True
     _state["wait_user"] = "OMP_WAIT_POLICY" in os.environ
     late = _openmp_loaded()
-    for key, value in _WAIT_DEFAULTS.items():
+    defaults = dict(_WAIT_DEFAULTS)
+    if not _state["wait_user"]:
+        defaults[SPIN_DEFAULT[0]] = SPIN_DEFAULT[1]
+    for key, value in defaults.items():
         if key not in os.environ:
             os.environ[key] = value
             if late:

@@ -100,8 +100,10 @@ def test_bad_thread_counts_are_config_errors(monkeypatch, value):
 def test_prepare_environment_respects_the_user(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     monkeypatch.delenv("KMP_BLOCKTIME", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     threads.prepare_environment()
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE" and os.environ["KMP_BLOCKTIME"] == "0"
+    assert "GOMP_SPINCOUNT" not in os.environ  # libgomp would take it over the user's ACTIVE
 
 
 _SCRIPT = """
@@ -112,21 +114,21 @@ p = t.apply_thread_policy(3, announce=True)
 t.apply_thread_policy(announce=True)  # idempotent: no second line, same decision
 import torch
 t.apply_thread_policy()
-print(torch.get_num_threads(), torch.get_num_interop_threads(), os.environ["OMP_WAIT_POLICY"], os.environ["OMP_NUM_THREADS"])
+print(torch.get_num_threads(), torch.get_num_interop_threads(), os.environ["OMP_WAIT_POLICY"], os.environ["OMP_NUM_THREADS"], os.environ["GOMP_SPINCOUNT"])
 """
 
 
 def _run(before: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "INTERTASK_THREADS", "KMP_BLOCKTIME")}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "INTERTASK_THREADS", "KMP_BLOCKTIME", "GOMP_SPINCOUNT")}
     return subprocess.run([sys.executable, "-c", _SCRIPT.format(before=before)], capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_applied_before_torch_in_a_fresh_process():
     out = _run("")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["3", "1", "PASSIVE", "3"]
+    assert out.stdout.split() == ["3", "1", "PASSIVE", "3", "1000"]
     lines = [line for line in out.stderr.splitlines() if line.startswith("threads:")]
-    assert len(lines) == 1 and "3 intra-op (--threads" in lines[0] and "wait=PASSIVE" in lines[0]
+    assert len(lines) == 1 and "3 intra-op (--threads" in lines[0] and "wait=PASSIVE, spin 1000" in lines[0]
 
 
 def test_torch_imported_first_is_reported():

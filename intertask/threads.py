@@ -16,7 +16,7 @@ The policy (:func:`decide`, applied by :func:`apply_thread_policy`):
   short spin (``GOMP_SPINCOUNT=1000``, about 10 us, for GNU libgomp, whose passive policy otherwise sleeps at once)
   unless the user set these variables. libgomp's default spins ~3 ms before sleeping, which wastes the cores under
   contention; sleeping at once costs a futex wake-up per parallel region, 10-15 % on an idle machine; the short spin
-  kept most of the idle speed and most of the speed under load (docs/performance.md);
+  gave back half of that and kept the fair share under load (~10 % idle remains; docs/performance.md);
 * torch inter-op threads: 1 (eager models do not use that pool; it is created lazily, but smaller is safer);
 * faiss (its own OpenMP) gets the same number of threads as torch;
 * tokenizers: ``TOKENIZERS_PARALLELISM=false`` unless set (featurisation runs once and is cached; parallel Rust

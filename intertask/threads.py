@@ -44,9 +44,9 @@ from pathlib import Path
 
 ENV_THREADS = "INTERTASK_THREADS"
 _WAIT_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
-# libgomp reads GOMP_SPINCOUNT before (and instead of) the spin that OMP_WAIT_POLICY implies: only ours to set when
-# the wait policy is ours too (a user's OMP_WAIT_POLICY=ACTIVE must keep spinning).
-SPIN_DEFAULT = ("GOMP_SPINCOUNT", "1000")
+# libgomp's GOMP_SPINCOUNT overrides the spin that OMP_WAIT_POLICY implies: only ours to set when the wait policy is
+# ours too (a user's OMP_WAIT_POLICY=ACTIVE must keep spinning).
+_SPIN_DEFAULT = {"GOMP_SPINCOUNT": "1000"}
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -184,8 +184,8 @@ def decide(threads: int | None = None, root: Path = CGROUP_ROOT, proc_cgroup: st
     else:
         n, source = cpus, "cpus"
     wait = os.environ.get("OMP_WAIT_POLICY", "ACTIVE (default)").upper()
-    if os.environ.get(SPIN_DEFAULT[0]):
-        wait += f", spin {os.environ[SPIN_DEFAULT[0]]}"
+    if os.environ.get("GOMP_SPINCOUNT"):
+        wait += f", spin {os.environ['GOMP_SPINCOUNT']}"
     if _state.get("wait_env_late") and os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" and not _state.get("wait_user"):
         wait = "ACTIVE (torch loaded first)"
     return ThreadPolicy(intra_op=n, inter_op=1, cpus=cpus, source=source, wait_policy=wait, limits=limits)
@@ -210,9 +210,7 @@ def prepare_environment() -> None:
     _state["prepared"] = True
     _state["wait_user"] = "OMP_WAIT_POLICY" in os.environ
     late = _openmp_loaded()
-    defaults = dict(_WAIT_DEFAULTS)
-    if not _state["wait_user"]:
-        defaults[SPIN_DEFAULT[0]] = SPIN_DEFAULT[1]
+    defaults = _WAIT_DEFAULTS if _state["wait_user"] else _WAIT_DEFAULTS | _SPIN_DEFAULT
     for key, value in defaults.items():
         if key not in os.environ:
             os.environ[key] = value
